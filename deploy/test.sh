@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds and runs the whole test suite. Tests start their own throwaway Postgres cluster from the
+# installed Postgres binaries (as the `postgres` user when run as root), so nothing else is needed.
+# A hung test binary would ignore SIGTERM, so each step is bounded with SIGKILL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -c 'import cryptography' 2>/dev/null || pip install --quiet cryptography
+timeout -s KILL 3000 swift build --build-tests
+timeout -s KILL 1200 swift test --skip-build --parallel
