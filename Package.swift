@@ -8,6 +8,8 @@ import PackageDescription
 //   TollgateAdmin       the admin API's HTTP layer (buildApplication, handlers, middleware)
 //   tollgate-admin      executable serving the admin API
 //   tollgate            the admin CLI
+//   MockMistral         the one fake: a faithful Mistral API double for tests, benchmarks, local stack
+//   tollgate-mock-mistral  executable serving MockMistral
 //   TollgateTestSupport throwaway Postgres clusters for tests
 
 let swiftSettings: [SwiftSetting] = [
@@ -20,6 +22,7 @@ let package = Package(
     products: [
         .executable(name: "tollgate-admin", targets: ["tollgate-admin"]),
         .executable(name: "tollgate", targets: ["tollgate"]),
+        .executable(name: "tollgate-mock-mistral", targets: ["tollgate-mock-mistral"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -37,6 +40,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0"),
     ],
     targets: [
+        // Embeds migrations/*.sql and admin/openapi.yaml into the binaries (see Plugins/EmbedFiles).
+        .executableTarget(name: "EmbedFilesTool", path: "Plugins/EmbedFilesTool"),
+        .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["EmbedFilesTool"]),
         .target(
             name: "TollgateDomain",
             dependencies: [
@@ -52,8 +58,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            resources: [.copy("MigrationFiles")],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedFiles"]
         ),
         .target(
             name: "TollgateAdminAPI",
@@ -78,8 +84,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("Resources/openapi.yaml")],
-            swiftSettings: swiftSettings
+            swiftSettings: swiftSettings,
+            plugins: ["EmbedFiles"]
         ),
         .executableTarget(
             name: "tollgate-admin",
@@ -104,6 +110,22 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "MockMistral",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tollgate-mock-mistral",
+            dependencies: [
+                "MockMistral",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TollgateTestSupport",
             dependencies: [
                 "TollgateStorage",
@@ -123,11 +145,24 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "MockMistralTests",
+            dependencies: [
+                "MockMistral",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TollgateAdminTests",
             dependencies: [
                 "TollgateAdmin",
+                "TollgateDomain",
+                "TollgateStorage",
                 "TollgateTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -12,7 +12,7 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "Manage a Tollgate deployment.",
-        subcommands: [Migrate.self, Bootstrap.self, GenerateSecrets.self])
+        subcommands: [Migrate.self, Bootstrap.self, GenerateSecrets.self, KeyringCommand.self])
 }
 
 /// Exit codes shared by every command (documented in the README).
@@ -105,6 +105,38 @@ struct GenerateSecrets: AsyncParsableCommand {
     func run() async throws {
         print("TOLLGATE_MASTER_KEYS=\(MasterKeyring.generateEntry(version: version))")
         print("TOLLGATE_KEY_PEPPER=\(SecretHasher.generatePepper())")
+    }
+}
+
+struct KeyringCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keyring", abstract: "Master keyring operations that talk to the database directly.",
+        subcommands: [Rewrap.self])
+
+    struct Rewrap: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Rewrap every tenant data key under the primary master key.",
+            discussion: """
+                Rotation without downtime: add the new key version to TOLLGATE_MASTER_KEYS on every server, make it \
+                primary (TOLLGATE_MASTER_KEY_PRIMARY or the highest version), run this, then remove the old version.
+                """)
+        @OptionGroup var database: DatabaseOptions
+
+        func run() async throws {
+            let keyring = try MasterKeyring.load(environment: ProcessInfo.processInfo.environment)
+            let result = try await database.withDatabase { db in
+                try await KeyringRewrapper(database: db, keyring: keyring, tenants: TenantRepository(logger: db.logger))
+                    .rewrapAll { count in
+                        try await db.transaction { connection in
+                            try await AuditRepository(logger: db.logger).append(AuditEntry(
+                                tenantID: nil, actorTokenID: nil, actorRole: "cli", action: "keyring.rewrap", targetType: "keyring",
+                                targetID: nil, diffJSON: "{\"primaryVersion\":\(keyring.primaryVersion),\"rewrapped\":\(count)}",
+                                requestID: nil), on: connection)
+                        }
+                    }
+            }
+            print("primary version \(keyring.primaryVersion): rewrapped \(result.rewrapped), already current \(result.alreadyCurrent)")
+        }
     }
 }
 

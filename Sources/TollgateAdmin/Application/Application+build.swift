@@ -73,9 +73,10 @@ public func buildApplication(
     return app
 }
 
+/// `admin/openapi.yaml`, embedded at build time.
 func loadSpecification() throws -> [UInt8] {
-    guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml") else {
-        throw ConfigurationError("the bundled admin/openapi.yaml is missing")
+    guard let spec = EmbeddedSpecification.files.first else {
+        throw ConfigurationError("admin/openapi.yaml was not embedded in this build")
     }
-    return Array(try Data(contentsOf: url))
+    return Array(spec.contents.utf8)
 }

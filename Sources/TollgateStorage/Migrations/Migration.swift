@@ -18,14 +18,27 @@ public struct Migration: Sendable, Hashable {
 
     /// Loads `NNNN_name.sql` files from a directory, ordered by version.
     public static func load(from directory: URL) throws -> [Migration] {
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            .filter { $0.hasSuffix(".sql") }
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sql") }
+        return try parse(files.map { ($0, try String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8)) })
+    }
+
+    /// The migrations of this build: `TOLLGATE_MIGRATIONS_DIR` if set, otherwise the files of
+    /// `migrations/` embedded at build time (so the executables need no resource files).
+    public static func bundled(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [Migration] {
+        if let dir = environment["TOLLGATE_MIGRATIONS_DIR"], !dir.isEmpty {
+            return try load(from: URL(fileURLWithPath: dir))
+        }
+        return try parse(EmbeddedMigrations.files.map { ($0.name, $0.contents) })
+    }
+
+    static func parse(_ files: [(name: String, contents: String)]) throws -> [Migration] {
+        guard !files.isEmpty else { throw MigrationError.notFound }
         var migrations: [Migration] = []
-        for file in files {
-            guard let version = Int(file.prefix { $0.isNumber }), file.prefix(while: { $0.isNumber }).count == 4 else {
+        for (file, sql) in files {
+            let digits = file.prefix { $0.isNumber }
+            guard digits.count == 4, let version = Int(digits), file.hasSuffix(".sql") else {
                 throw MigrationError.badFileName(file)
             }
-            let sql = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
             migrations.append(Migration(version: version, name: String(file.dropLast(4)), sql: sql))
         }
         migrations.sort { $0.version < $1.version }
@@ -33,18 +46,6 @@ public struct Migration: Sendable, Hashable {
             throw MigrationError.duplicateVersion(a.version)
         }
         return migrations
-    }
-
-    /// The migrations shipped with this build: `TOLLGATE_MIGRATIONS_DIR` if set, otherwise the copy
-    /// bundled as a resource of this module.
-    public static func bundled(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [Migration] {
-        if let dir = environment["TOLLGATE_MIGRATIONS_DIR"], !dir.isEmpty {
-            return try load(from: URL(fileURLWithPath: dir))
-        }
-        guard let url = Bundle.module.url(forResource: "MigrationFiles", withExtension: nil) else {
-            throw MigrationError.notFound
-        }
-        return try load(from: url)
     }
 }
 

@@ -1,0 +1,2 @@
+// Placeholder; replace or delete freely.
+import Testing
