@@ -86,7 +86,7 @@ struct MockMistralCommand: AsyncParsableCommand {
             let shownHost = host.contains(":") ? "[\(host)]" : host
             print("mock-mistral listening on http://\(shownHost):\(boundPort)")
             // stdout is usually a pipe read by a script: flush now, not at exit.
-            fflush(stdout)
+            fflush(nil)
         }
         try await app.runService()
     }

@@ -23,6 +23,7 @@ extension MockMistral {
         }
         let configuration = self.configuration
         let receivedAt = WallClock.now()
+        let requestID = Identifiers.hex32()
         var request = request
         let body: ByteBuffer
         do {
@@ -30,7 +31,7 @@ extension MockMistral {
         } catch {
             let outcome = Outcome(status: .contentTooLarge, body: .json(ErrorBodies.envelope(message: "Request body too large", type: "invalid_request_error")),
                                   rateLimited: false)
-            return finish(outcome, request: request, body: ByteBuffer(), apiKey: nil, route: nil, receivedAt: receivedAt, configuration: configuration, channel: context.channel)
+            return finish(outcome, request: request, body: ByteBuffer(), apiKey: nil, route: nil, receivedAt: receivedAt, requestID: requestID, configuration: configuration, channel: context.channel)
         }
         let apiKey = Self.bearerKey(in: request.headers)
 
@@ -44,7 +45,7 @@ extension MockMistral {
         case .route(let route):
             matchedRoute = route
             if !Self.isAuthorized(apiKey, configuration: configuration) {
-                outcome = Outcome(status: .unauthorized, body: .json(ErrorBodies.unauthorized()), rateLimited: false)
+                outcome = Outcome(status: .unauthorized, body: .json(ErrorBodies.unauthorized(requestID: requestID)), rateLimited: false)
                 break
             }
             let bytes = route.hasJSONBody ? Array(body.readableBytesView) : []
@@ -58,7 +59,7 @@ extension MockMistral {
             case .rateLimited?:
                 outcome = Outcome(status: .tooManyRequests, body: .json(ErrorBodies.rateLimited()), fault: fault)
             case .serverError(let status)?:
-                outcome = Outcome(status: HTTPResponse.Status(code: status), body: .json(ErrorBodies.serverError(status: status)), fault: fault)
+                outcome = Outcome(status: HTTPResponse.Status(code: status), body: .json(ErrorBodies.serverError(status: status, requestID: requestID)), fault: fault)
             case .resetBeforeHeaders?:
                 record(request: request, body: body, apiKey: apiKey, route: route, status: nil, outcome: nil, fault: fault, receivedAt: receivedAt)
                 await ConnectionFaults.reset(context.channel)
@@ -70,7 +71,7 @@ extension MockMistral {
         }
 
         let response = finish(outcome, request: request, body: body, apiKey: apiKey, route: matchedRoute, receivedAt: receivedAt,
-                              configuration: configuration, channel: context.channel)
+                              requestID: requestID, configuration: configuration, channel: context.channel)
         var delay = configuration.latency
         if case .slowFirstByte(let extra)? = outcome.fault { delay += extra }
         if delay > .zero { try await Task.sleep(for: delay) }
@@ -99,7 +100,7 @@ extension MockMistral {
 
     /// Records the request, counts it, and builds the response (head now, stream body later).
     private func finish(_ outcome: Outcome, request: Request, body: ByteBuffer, apiKey: String?, route: Route?,
-                        receivedAt: Double, configuration: MockMistralConfiguration, channel: any Channel) -> Response {
+                        receivedAt: Double, requestID: String, configuration: MockMistralConfiguration, channel: any Channel) -> Response {
         var headers = HTTPFields()
         headers.reserveCapacity(16)
         let streamed: Bool
@@ -125,7 +126,7 @@ extension MockMistral {
             headers[.kongUpstreamLatency] = String(configuration.latency.milliseconds)
             headers[.kongProxyLatency] = "0"
         }
-        headers[.kongRequestID] = Identifiers.hex32()
+        headers[.kongRequestID] = requestID
 
         record(request: request, body: body, apiKey: apiKey, route: route, status: outcome.status.code, outcome: outcome,
                fault: outcome.fault, receivedAt: receivedAt)

@@ -22,27 +22,28 @@ enum ErrorBodies {
     }
 
     /// Kong's form, used for 401 (observed) and the gateway-generated 502/504.
-    static func gateway(message: String) -> ByteBuffer {
+    /// `requestID` is also sent as `x-kong-request-id`, as Kong does.
+    static func gateway(message: String, requestID: String) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeLiteral("{\"message\":")
         buffer.writeJSONString(message)
         buffer.writeLiteral(",\"request_id\":")
-        buffer.writeJSONString(Identifiers.hex32())
+        buffer.writeJSONString(requestID)
         buffer.writeLiteral("}")
         return buffer
     }
 
-    static func unauthorized() -> ByteBuffer { gateway(message: "Unauthorized") }
+    static func unauthorized(requestID: String) -> ByteBuffer { gateway(message: "Unauthorized", requestID: requestID) }
 
     static func rateLimited() -> ByteBuffer {
         envelope(message: "Rate limit exceeded", type: "rate_limited", code: "1300", rawStatusCode: 429)
     }
 
-    static func serverError(status: Int) -> ByteBuffer {
+    static func serverError(status: Int, requestID: String) -> ByteBuffer {
         switch status {
-        case 502: return gateway(message: "An invalid response was received from the upstream server")
+        case 502: return gateway(message: "An invalid response was received from the upstream server", requestID: requestID)
         case 503: return envelope(message: "Service tier capacity exceeded for this model.", type: "invalid_request_error")
-        case 504: return gateway(message: "The upstream server is timing out")
+        case 504: return gateway(message: "The upstream server is timing out", requestID: requestID)
         default: return envelope(message: "Internal server error", type: "server_error", code: nil, rawStatusCode: status)
         }
     }

@@ -33,6 +33,8 @@ struct ProblemMiddleware: ServerMiddleware {
             return Self.problem(for: decoding)
         case StorageError.notFound:
             return .notFound("Object")
+        case StorageError.invalid(let constraint):
+            return .badRequest("A value is out of the allowed range (\(constraint))")
         case StorageError.conflict(let constraint):
             return .conflict("An object with the same unique value already exists (\(constraint))")
         case let convertible as any HTTPResponseConvertible:

@@ -76,7 +76,9 @@ struct FieldValidator {
 
     mutating func length(_ value: String?, _ field: String, min: Int = 1, max: Int) {
         guard let value else { return }
-        check(value.count >= min && value.count <= max, field, "must be \(min) to \(max) characters long")
+        // Count code points, as JSON Schema's maxLength and Postgres' length() do (not graphemes).
+        let length = value.unicodeScalars.count
+        check(length >= min && length <= max, field, "must be \(min) to \(max) characters long")
         check(!value.unicodeScalars.contains { $0.properties.generalCategory == .control }, field,
               "must not contain control characters")
     }

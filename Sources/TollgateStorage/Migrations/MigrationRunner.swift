@@ -42,8 +42,12 @@ public struct MigrationRunner: Sendable {
     /// What is applied and pending, verifying checksums (throws on a changed or unknown file).
     public func status() async throws -> Status {
         try await client.withConnection { connection in
-            try await ensureTable(on: connection)
-            let applied = try await appliedChecksums(on: connection)
+            // Read-only: never creates the table (that races with a concurrent migrate), a
+            // database without it simply has everything pending.
+            var exists = false
+            for try await flag in try await connection.query(
+                "SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger).decode(Bool.self) { exists = flag }
+            let applied = exists ? try await appliedChecksums(on: connection) : [:]
             try verify(applied)
             return Status(
                 applied: migrations.filter { applied[$0.name] != nil }.map(\.name),

@@ -35,9 +35,15 @@ enum SQLScript {
                 } while index < chars.count && depth > 0
                 continue
             case "'", "\"":
+                // E'…' strings treat backslash as an escape character.
+                let backslashEscapes = char == "'" && index > 0 && (chars[index - 1] == "E" || chars[index - 1] == "e")
+                    && (index < 2 || !isIdentifierCharacter(chars[index - 2]))
                 current.append(char); index += 1
                 while index < chars.count {
                     current.append(chars[index])
+                    if backslashEscapes, chars[index] == "\\", index + 1 < chars.count {
+                        current.append(chars[index + 1]); index += 2; continue
+                    }
                     if chars[index] == char {
                         // A doubled quote is an escaped quote, not the end.
                         if index + 1 < chars.count, chars[index + 1] == char {
@@ -49,7 +55,8 @@ enum SQLScript {
                 }
                 continue
             case "$":
-                if let tag = dollarTag(chars, at: index) {
+                // `a$b$c` is an identifier, not the start of a dollar-quoted string.
+                if index == 0 || !isIdentifierCharacter(chars[index - 1]), let tag = dollarTag(chars, at: index) {
                     current.append(contentsOf: tag); index += tag.count
                     while index < chars.count {
                         if chars[index] == "$", matches(chars, at: index, tag) {
@@ -80,6 +87,10 @@ enum SQLScript {
         }
         guard end < chars.count, chars[end] == "$" else { return nil }
         return Array(chars[index...end])
+    }
+
+    private static func isIdentifierCharacter(_ char: Unicode.Scalar) -> Bool {
+        char == "_" || char == "$" || char.properties.isAlphabetic || ("0"..."9").contains(char)
     }
 
     private static func matches(_ chars: [Unicode.Scalar], at index: Int, _ tag: [Unicode.Scalar]) -> Bool {

@@ -14,7 +14,11 @@ public struct Database: Sendable {
     }
 
     public func read<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await client.withConnection { connection in try await body(connection) }
+        do {
+            return try await client.withConnection { connection in try await body(connection) }
+        } catch {
+            throw error.classified()
+        }
     }
 
     public func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
@@ -22,8 +26,10 @@ public struct Database: Sendable {
             return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
         } catch let error as PostgresTransactionError {
             // Surface the caller's own error (e.g. "not found") rather than the wrapper.
-            if let closureError = error.closureError { throw closureError }
+            if let closureError = error.closureError { throw closureError.classified() }
             throw error
+        } catch {
+            throw error.classified()
         }
     }
 
@@ -80,6 +86,8 @@ public enum StorageError: Error, Equatable {
     case notFound
     /// A unique constraint was violated; the associated value names the constraint.
     case conflict(String)
+    /// A CHECK constraint refused a value that validation should have caught first.
+    case invalid(String)
 }
 
 extension Error {
@@ -87,6 +95,9 @@ extension Error {
     func classified() -> any Error {
         if let error = self as? PSQLError, error.sqlState == "23505" {
             return StorageError.conflict(error.constraintName ?? "unique")
+        }
+        if let error = self as? PSQLError, error.sqlState == "23514" {
+            return StorageError.invalid(error.constraintName ?? "check")
         }
         return self
     }

@@ -1,2 +1,0 @@
-// Placeholder; replace or delete freely.
-import Testing
