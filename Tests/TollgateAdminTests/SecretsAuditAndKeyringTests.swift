@@ -176,3 +176,20 @@ struct SecretsAuditAndKeyringTests {
         }
     }
 }
+
+@Suite("Start-up checks")
+struct StartupCheckTests {
+    /// Retiring a master key version before rewrapping would strand tenants: the server refuses to
+    /// start and names the version (never a key).
+    @Test func missingMasterKeyVersionStopsTheServerNamingTheVersion() async throws {
+        let database = try await TestPostgres.shared.makeDatabase(template: try await migratedTemplate())
+        try await AdminHarness.run(keyring: try testKeyring(versions: [1]), database: database) { h in
+            _ = try await h.makeTenant()
+        }
+        let error = await #expect(throws: (any Error).self) {
+            try await AdminHarness.run(keyring: try testKeyring(versions: [2]), database: database) { _ in }
+        }
+        let message = "\(error.map { "\($0)" } ?? "")"
+        #expect(message.contains("version(s) 1"), "\(message)")
+    }
+}

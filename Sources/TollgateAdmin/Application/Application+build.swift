@@ -62,13 +62,15 @@ public func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate-admin"),
         services: [dependencies.client],
         logger: logger)
-    if configuration.migrateOnStart {
-        let runner = MigrationRunner(client: dependencies.client, migrations: dependencies.migrations, logger: logger)
-        app.beforeServerStarts {
+    let runner = MigrationRunner(client: dependencies.client, migrations: dependencies.migrations, logger: logger)
+    let migrateOnStart = configuration.migrateOnStart
+    app.beforeServerStarts {
+        if migrateOnStart {
             let applied = try await runner.migrate()
             logger.info("migrations current", metadata: ["applied_now": "\(applied.count)"])
             try await dependencies.client.query("SELECT tollgate_ensure_ledger_partitions(2)", logger: logger)
         }
+        try await KeyringCheck(database: database, keyring: dependencies.keyring).requireEveryVersionInUse()
     }
     return app
 }
