@@ -8,6 +8,8 @@ import PackageDescription
 //   TollgateAdmin       the admin API's HTTP layer (buildApplication, handlers, middleware)
 //   tollgate-admin      executable serving the admin API
 //   tollgate            the admin CLI
+//   TollgateProxy       the data plane: authenticate → authorize → limit+reserve → forward → meter → settle
+//   tollgate-proxy      executable serving TollgateProxy
 //   MockMistral         the one fake: a faithful Mistral API double for tests, benchmarks, local stack
 //   tollgate-mock-mistral  executable serving MockMistral
 //   TollgateTestSupport throwaway Postgres clusters for tests
@@ -23,6 +25,7 @@ let package = Package(
         .executable(name: "tollgate-admin", targets: ["tollgate-admin"]),
         .executable(name: "tollgate", targets: ["tollgate"]),
         .executable(name: "tollgate-mock-mistral", targets: ["tollgate-mock-mistral"]),
+        .executable(name: "tollgate-proxy", targets: ["tollgate-proxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -110,6 +113,30 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TollgateProxy",
+            dependencies: [
+                "TollgateDomain",
+                "TollgateStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tollgate-proxy",
+            dependencies: [
+                "TollgateProxy",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "MockMistral",
             dependencies: [
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -142,6 +169,21 @@ let package = Package(
         .testTarget(
             name: "TollgateStorageTests",
             dependencies: ["TollgateStorage", "TollgateTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TollgateProxyTests",
+            dependencies: [
+                "TollgateProxy",
+                "TollgateDomain",
+                "TollgateStorage",
+                "TollgateTestSupport",
+                "MockMistral",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

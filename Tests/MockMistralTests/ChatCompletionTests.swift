@@ -64,6 +64,13 @@ import Testing
         {"role":"tool","tool_call_id":"abcDEF123","content":"ok"}]}
         """
         #expect(try mock.usage(forChatBody: body).promptTokens == 5 + 5 + 5 + 16)
+
+        // Re-serialised with other whitespace and escapes (as a gateway might), the usage is the same.
+        let reformatted = body
+            .replacingOccurrences(of: #"{"type":"function","function":{"name":"f","parameters":{}}}"#,
+                                  with: #"{ "type" : "function", "function" : { "name" : "\u0066", "parameters" : { } } }"#)
+        #expect(reformatted != body)
+        #expect(try mock.usage(forChatBody: reformatted) == mock.usage(forChatBody: body))
     }
 
     static let fullReply = "This is a deterministic reply from the Tollgate mock Mistral server. This is a deterministic"

@@ -82,6 +82,16 @@ enum Route: Sendable, Equatable {
         }
     }
 
+    /// Routes that answer `stream: true` with server-sent events (and so can take stream faults).
+    var canStream: Bool {
+        switch self {
+        case .chatCompletions, .fimCompletions, .agentsCompletions, .startConversation, .appendConversation, .restartConversation:
+            return true
+        default:
+            return false
+        }
+    }
+
     var hasJSONBody: Bool {
         switch self {
         case .listModels, .retrieveModel: return false

@@ -53,7 +53,7 @@ extension MockMistral {
             if route.hasJSONBody {
                 do { document = .success(try JSONDocument(bytes: bytes)) } catch { document = .failure(error) }
             }
-            let streaming = (try? document?.get())?.root["stream"]?.bool ?? false
+            let streaming = route.canStream && ((try? document?.get())?.root["stream"]?.bool ?? false)
             let fault = faults.take(path: path, streaming: streaming)
             switch fault {
             case .rateLimited?:
@@ -156,6 +156,9 @@ extension MockMistral {
         )
         counters.record(route: route?.template ?? "unknown", status: status ?? 0, fault: fault != nil, streamed: streamed,
                         usage: outcome?.usage)
+        if logger.logLevel <= .debug {
+            logger.debug("\(request.method) \(request.uri.path) → \(status.map(String.init) ?? "reset")\(fault.map { " [fault \($0.name)]" } ?? "")")
+        }
     }
 
     /// `Authorization: Bearer <key>` (scheme case-insensitive, as HTTP says); nil otherwise.

@@ -3,11 +3,11 @@ import NIOCore
 
 /// Request context that keeps the connection's channel: the connection-level faults (reset before
 /// headers, disconnect mid-stream) act on the socket itself, which a plain context cannot reach.
-public struct MockRequestContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
+struct MockRequestContext: RequestContext {
+    var coreContext: CoreRequestContextStorage
     let channel: any Channel
 
-    public init(source: ApplicationRequestContextSource) {
+    init(source: ApplicationRequestContextSource) {
         coreContext = CoreRequestContextStorage(source: source)
         channel = source.channel
     }

@@ -1,14 +1,28 @@
 /// Identifier formats copied from live responses: 32 lowercase hex characters for completion ids and
 /// request ids, 9 alphanumerics for tool-call ids (mistral-common rejects anything else).
+///
+/// Ids must be unique and random-looking, not secret: they come from a SplitMix64 stream seeded once
+/// from the system generator, because a getrandom syscall per id showed up at benchmark rates.
 enum Identifiers {
+    private static let counter = Locked<UInt64>(UInt64.random(in: .min ... .max))
+
+    private static func random() -> UInt64 {
+        var z = counter.withLockedValue { state -> UInt64 in
+            state &+= 0x9E37_79B9_7F4A_7C15
+            return state
+        }
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
     private static let alphanumerics: [UInt8] = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789".utf8)
 
     /// 32 hex characters, e.g. `a2984449b4204304a731f30927977d5c`.
     static func hex32() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
+        let high = random()
+        let low = random()
         return String(unsafeUninitializedCapacity: 32) { buffer in
             for index in 0..<16 {
                 buffer[index] = hex[Int((high >> UInt64(60 - index * 4)) & 0xF)]
@@ -20,8 +34,7 @@ enum Identifiers {
 
     /// 9 characters from `[a-zA-Z0-9]`, e.g. `gSIMJiOkT`.
     static func toolCallID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        var bits = generator.next() as UInt64
+        var bits = random()
         return String(unsafeUninitializedCapacity: 9) { buffer in
             for index in 0..<9 {
                 buffer[index] = alphanumerics[Int(bits % 62)]
@@ -33,14 +46,21 @@ enum Identifiers {
 
     /// UUID-shaped id (mistral-correlation-id).
     static func uuid() -> String {
-        let h = hex32()
-        var result = ""
-        result.reserveCapacity(36)
-        for (index, character) in h.enumerated() {
-            if index == 8 || index == 12 || index == 16 || index == 20 { result.append("-") }
-            result.append(character)
+        let high = random()
+        let low = random()
+        return String(unsafeUninitializedCapacity: 36) { buffer in
+            var out = 0
+            for index in 0..<32 {
+                if index == 8 || index == 12 || index == 16 || index == 20 {
+                    buffer[out] = UInt8(ascii: "-")
+                    out += 1
+                }
+                let word = index < 16 ? high : low
+                buffer[out] = hex[Int((word >> UInt64(60 - (index % 16) * 4)) & 0xF)]
+                out += 1
+            }
+            return 36
         }
-        return result
     }
 
     static func isToolCallID(_ id: String) -> Bool {

@@ -30,10 +30,12 @@ public struct MockUsage: Sendable, Hashable, CustomStringConvertible {
 /// - `textTokens(n bytes) = ceil(n / 4)`, counting UTF-8 bytes of *decoded* JSON strings.
 /// - Chat, agents, chat moderation/classification: Σ over messages of `4 + textTokens(message bytes)`,
 ///   where message bytes = the `content` string, or for content arrays the sum over chunks of the
-///   chunk's `text` (thinking chunks: their inner texts; other chunk types: the chunk's raw JSON
-///   bytes as sent), plus for each assistant `tool_calls[]` entry the bytes of `function.name` and of
-///   `function.arguments` (the string, or the raw JSON if an object). Chat adds
-///   `textTokens(raw JSON bytes of "tools")` when `tools` is a non-empty array.
+///   chunk's `text` (thinking chunks: their inner texts; other chunk types, e.g. image_url: the
+///   chunk's compact JSON size), plus for each assistant `tool_calls[]` entry the bytes of
+///   `function.name` and of `function.arguments` (the string, or the compact JSON size of an object).
+///   Chat adds `textTokens(compact JSON size of "tools")` when `tools` is a non-empty array.
+/// - "Compact JSON size" = the value written without whitespace, strings counted as decoded UTF-8
+///   bytes + 2, numbers as sent; so re-serialising a body (other whitespace/escapes) keeps its usage.
 /// - FIM: `4 + textTokens(bytes(prompt) + bytes(suffix))`.
 /// - Embeddings, moderations, classifications: Σ over inputs of `max(1, textTokens(bytes(input)))`.
 /// - Conversations: like chat over the stored history plus the new inputs (a string input is one

@@ -9,14 +9,14 @@ enum PromptTokens {
     }
 
     static func messageBytes(_ message: JSONValue, in document: JSONDocument) -> Int {
-        guard let object = message.object else { return document.rawCount(message) }
+        guard let object = message.object else { return compactBytes(message, in: document) }
         var bytes = contentBytes(object["content"], in: document)
         if let toolCalls = object.nonNull("tool_calls")?.array {
             for call in toolCalls {
                 guard let function = call["function"]?.object else { continue }
                 bytes += function["name"]?.string?.utf8.count ?? 0
                 if let arguments = function["arguments"] {
-                    bytes += arguments.string?.utf8.count ?? document.rawCount(arguments)
+                    bytes += arguments.string?.utf8.count ?? compactBytes(arguments, in: document)
                 }
             }
         }
@@ -36,18 +36,36 @@ enum PromptTokens {
                 } else if chunk["type"]?.string == "thinking", let inner = chunk["thinking"]?.array {
                     bytes += contentBytes(JSONValue(kind: .array(inner), range: chunk.range), in: document)
                 } else {
-                    bytes += document.rawCount(chunk)
+                    bytes += compactBytes(chunk, in: document)
                 }
             }
             return bytes
         default:
-            return document.rawCount(content)
+            return compactBytes(content, in: document)
         }
     }
 
     static func tools(_ tools: JSONValue?, in document: JSONDocument) -> Int {
         guard let tools, let array = tools.array, !array.isEmpty else { return 0 }
-        return MockUsageRule.textTokens(utf8Bytes: document.rawCount(tools))
+        return MockUsageRule.textTokens(utf8Bytes: compactBytes(tools, in: document))
+    }
+
+    /// Size of `value` written as compact JSON with strings counted by their decoded UTF-8 bytes
+    /// (+ 2 quotes), so the count does not change when a gateway re-serialises the body with other
+    /// whitespace or escaping. Numbers count their characters as sent.
+    static func compactBytes(_ value: JSONValue, in document: JSONDocument) -> Int {
+        switch value.kind {
+        case .null: return 4
+        case .bool(let flag): return flag ? 4 : 5
+        case .number: return document.rawCount(value)
+        case .string(let text): return text.utf8.count + 2
+        case .array(let elements):
+            return 2 + max(0, elements.count - 1) + elements.reduce(0) { $0 + compactBytes($1, in: document) }
+        case .object(let object):
+            let members = object.members
+            return 2 + max(0, members.count - 1)
+                + members.reduce(0) { $0 + $1.key.utf8.count + 3 + compactBytes($1.value, in: document) }
+        }
     }
 
     /// Embeddings/moderation/classification inputs: a string or a list of strings.

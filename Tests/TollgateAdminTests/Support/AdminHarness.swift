@@ -43,10 +43,7 @@ final class LogCapture: @unchecked Sendable {
 
 /// The migrated template every admin test clones (migrating once per process keeps tests fast).
 func migratedTemplate() async throws -> String {
-    try await TestPostgres.shared.templateDatabase(named: "tollgate_migrated") { client in
-        let migrations = try Migration.load(from: repositoryRoot.appendingPathComponent("migrations"))
-        try await MigrationRunner(client: client, migrations: migrations, logger: Logger(label: "migrate")).migrate()
-    }
+    try await TestPostgres.shared.migratedTemplate()
 }
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

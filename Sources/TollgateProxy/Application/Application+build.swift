@@ -1,0 +1,92 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import PostgresNIO
+import Prometheus
+import ServiceLifecycle
+import TollgateDomain
+import TollgateStorage
+
+/// What the proxy needs besides its configuration; the executable builds these from the
+/// environment, tests around a throwaway database and the mock Mistral server.
+public struct ProxyDependencies: Sendable {
+    public var client: PostgresClient
+    public var keyring: MasterKeyring
+    public var hasher: SecretHasher
+    public var httpClient: HTTPClient
+    public var metrics: PrometheusCollectorRegistry?
+
+    public init(client: PostgresClient, keyring: MasterKeyring, hasher: SecretHasher, httpClient: HTTPClient,
+                metrics: PrometheusCollectorRegistry? = nil) {
+        self.client = client; self.keyring = keyring; self.hasher = hasher; self.httpClient = httpClient; self.metrics = metrics
+    }
+
+    /// The HTTP client the proxy forwards with: pooled, no redirects, bounded connect and read times.
+    public static func makeHTTPClient(_ configuration: ProxyConfiguration) -> HTTPClient {
+        var http = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .nanoseconds(configuration.connectTimeout.nanoseconds),
+                           read: .nanoseconds(max(configuration.firstByteTimeout, configuration.idleChunkTimeout).nanoseconds)))
+        http.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 512
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
+    }
+}
+
+/// Builds the data plane server, used by `tollgate-proxy` and by the tests alike.
+public func buildProxyApplication(
+    configuration: ProxyConfiguration, dependencies: ProxyDependencies, logger: Logger
+) throws -> some ApplicationProtocol {
+    let database = Database(client: dependencies.client, logger: logger)
+    let directory = KeyDirectory(logger: logger)
+    let keys = KeyCache(ttl: configuration.keyCacheTTL, negativeLimit: configuration.negativeCacheSize)
+    let vault = CredentialVault(keyring: dependencies.keyring, database: database, directory: directory)
+    let prices = PriceCatalog(database: database, directory: directory)
+    let journal = try SettlementJournal(directory: configuration.journalDirectory, name: configuration.proxyID)
+    let settlements = SettlementQueue(database: database, journal: journal, logger: logger)
+    let pipeline = ProxyPipeline(
+        configuration: configuration,
+        authenticator: Authenticator(hasher: dependencies.hasher, cache: keys, database: database, directory: directory),
+        prices: prices,
+        admission: PostgresAdmissionGate(database: database, store: AdmissionStore(logger: logger)),
+        vault: vault,
+        forwarder: Forwarder(client: dependencies.httpClient, maxAttempts: configuration.maxAttempts,
+                             totalTimeout: configuration.totalTimeout, logger: logger),
+        settlements: settlements,
+        logger: logger)
+
+    let router = Router()
+    if dependencies.metrics != nil { router.add(middleware: MetricsMiddleware()) }
+    router.get("healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}"))) }
+    router.get("readyz") { _, _ in
+        let up = await database.ping()
+        return Response(status: up ? .ok : .serviceUnavailable,
+                        body: .init(byteBuffer: ByteBuffer(string: up ? "{\"status\":\"ok\"}" : "{\"status\":\"unavailable\"}")))
+    }
+    if let registry = dependencies.metrics {
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                     body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+    }
+    // Every other path is Mistral's API; the pipeline routes and refuses what it does not know.
+    let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+        await pipeline.handle(request)
+    }
+    for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
+        router.on("/v1/**", method: method, use: handler)
+    }
+
+    return Application(
+        router: router,
+        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate-proxy"),
+        services: [
+            dependencies.client,
+            settlements,
+            ChangeListener(client: dependencies.client, keys: keys, vault: vault, prices: prices, logger: logger),
+            HoldReaper(database: database, interval: .seconds(10), logger: logger),
+        ],
+        logger: logger)
+}

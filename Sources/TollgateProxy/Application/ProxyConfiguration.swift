@@ -1,0 +1,71 @@
+import Foundation
+
+/// Settings of `tollgate-proxy`, from the environment (see README, "Configuration").
+public struct ProxyConfiguration: Sendable {
+    public var host: String = "127.0.0.1"
+    public var port: Int = 8080
+    public var databaseURL: String
+    /// Largest accepted request body (`TOLLGATE_PROXY_MAX_BODY_BYTES`).
+    public var maxBodyBytes: Int = 10 * 1024 * 1024
+    /// Largest non-streamed upstream response the gateway buffers to read `usage`.
+    public var maxResponseBytes: Int = 64 * 1024 * 1024
+    /// `max_tokens` set when neither the client nor the key gives one (`TOLLGATE_DEFAULT_MAX_TOKENS`).
+    public var defaultMaxTokens: Int = 4096
+    /// Refuse models without a price (`TOLLGATE_ALLOW_UNPRICED_MODELS=true` forwards them at cost 0).
+    public var allowUnpricedModels: Bool = false
+    /// Key cache freshness: a safety net behind LISTEN/NOTIFY (`TOLLGATE_KEY_CACHE_TTL_SECONDS`).
+    public var keyCacheTTL: Duration = .seconds(30)
+    public var negativeCacheSize: Int = 10_000
+    public var connectTimeout: Duration = .seconds(5)
+    public var firstByteTimeout: Duration = .seconds(120)
+    public var idleChunkTimeout: Duration = .seconds(60)
+    public var totalTimeout: Duration = .seconds(600)
+    /// Upstream attempts per request (first try + retries), across the key's credentials.
+    public var maxAttempts: Int = 3
+    /// Where settlements are journaled (fsync'd) until Postgres has them (`TOLLGATE_JOURNAL_DIR`).
+    public var journalDirectory: String = ".tollgate/journal"
+    /// Identifies this replica in holds (`TOLLGATE_PROXY_ID`, default host name + pid).
+    public var proxyID: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    public var idleTimeoutSeconds: Int = 75
+    public var databasePoolSize: Int = 20
+
+    public init(databaseURL: String) { self.databaseURL = databaseURL }
+
+    public static func load(environment env: [String: String]) throws -> ProxyConfiguration {
+        guard let url = env["DATABASE_URL"], !url.isEmpty else {
+            throw ProxyConfigurationError("DATABASE_URL is not set (postgres://user:password@host:5432/database)")
+        }
+        var c = ProxyConfiguration(databaseURL: url)
+        func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let text = env[name], !text.isEmpty else { return nil }
+            guard let value = Int(text), range.contains(value) else {
+                throw ProxyConfigurationError("\(name) must be an integer between \(range.lowerBound) and \(range.upperBound)")
+            }
+            return value
+        }
+        if let host = env["TOLLGATE_PROXY_HOST"], !host.isEmpty { c.host = host }
+        if let v = try int("TOLLGATE_PROXY_PORT", 0...65535) { c.port = v }
+        if let v = try int("TOLLGATE_PROXY_MAX_BODY_BYTES", 1024...(256 * 1024 * 1024)) { c.maxBodyBytes = v }
+        if let v = try int("TOLLGATE_DEFAULT_MAX_TOKENS", 1...10_000_000) { c.defaultMaxTokens = v }
+        if let v = try int("TOLLGATE_KEY_CACHE_TTL_SECONDS", 1...3600) { c.keyCacheTTL = .seconds(v) }
+        if let v = try int("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 1...600) { c.connectTimeout = .seconds(v) }
+        if let v = try int("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", 1...3600) { c.firstByteTimeout = .seconds(v) }
+        if let v = try int("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_SECONDS", 1...3600) { c.idleChunkTimeout = .seconds(v) }
+        if let v = try int("TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_SECONDS", 1...7200) { c.totalTimeout = .seconds(v) }
+        if let v = try int("TOLLGATE_UPSTREAM_MAX_ATTEMPTS", 1...10) { c.maxAttempts = v }
+        if let v = try int("TOLLGATE_PROXY_IDLE_TIMEOUT_SECONDS", 1...3600) { c.idleTimeoutSeconds = v }
+        if let v = try int("TOLLGATE_DATABASE_POOL_SIZE", 1...500) { c.databasePoolSize = v }
+        if let dir = env["TOLLGATE_JOURNAL_DIR"], !dir.isEmpty { c.journalDirectory = dir }
+        if let id = env["TOLLGATE_PROXY_ID"], !id.isEmpty { c.proxyID = id }
+        if let flag = env["TOLLGATE_ALLOW_UNPRICED_MODELS"]?.lowercased() { c.allowUnpricedModels = ["1", "true", "yes"].contains(flag) }
+        return c
+    }
+
+    /// Holds of requests still running when their proxy died are reaped after this.
+    var holdTTLSeconds: Int { Int(totalTimeout.components.seconds) + 60 }
+}
+
+public struct ProxyConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

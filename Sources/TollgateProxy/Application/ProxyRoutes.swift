@@ -1,0 +1,63 @@
+import HTTPTypes
+import TollgateDomain
+
+/// How the gateway treats a Mistral path.
+enum RouteKind: Sendable, Equatable {
+    /// Billed by tokens from `usage`: the request carries `model`; `completes` means it generates
+    /// output bounded by `max_tokens` (chat, FIM) rather than only reading input (embeddings, …).
+    case metered(completes: Bool)
+    /// Forwarded after authentication and the endpoint allow-list; nothing to bill.
+    case passThrough
+    /// Known Mistral endpoint the gateway cannot meter yet: refused rather than forwarded unbilled.
+    case unsupported
+}
+
+struct ProxyRoute: Sendable {
+    let family: EndpointFamily
+    let kind: RouteKind
+}
+
+enum ProxyRoutes {
+    /// Classifies a request path (already without query). Returns nil for unknown paths (404).
+    static func route(method: HTTPRequest.Method, path: String) -> ProxyRoute? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.count >= 2, parts[0] == "v1" else { return nil }
+        let rest = parts.dropFirst().map(String.init)
+        switch (method, rest.first ?? "") {
+        case (.post, "chat"):
+            switch rest.dropFirst().first {
+            case "completions" where rest.count == 2: return ProxyRoute(family: .chat, kind: .metered(completes: true))
+            case "moderations" where rest.count == 2: return ProxyRoute(family: .moderations, kind: .metered(completes: false))
+            case "classifications" where rest.count == 2: return ProxyRoute(family: .classifications, kind: .metered(completes: false))
+            default: return nil
+            }
+        case (.post, "fim") where rest == ["fim", "completions"]:
+            return ProxyRoute(family: .fim, kind: .metered(completes: true))
+        case (.post, "embeddings") where rest.count == 1:
+            return ProxyRoute(family: .embeddings, kind: .metered(completes: false))
+        case (.post, "moderations") where rest.count == 1:
+            return ProxyRoute(family: .moderations, kind: .metered(completes: false))
+        case (.post, "classifications") where rest.count == 1:
+            return ProxyRoute(family: .classifications, kind: .metered(completes: false))
+        case (.get, "models"):
+            return rest.count <= 2 ? ProxyRoute(family: .models, kind: .passThrough) : nil
+        case (_, "files"):
+            return ProxyRoute(family: .files, kind: .passThrough)
+        case (_, "batch"):
+            return ProxyRoute(family: .batch, kind: .passThrough)
+        case (.post, "agents") where rest == ["agents", "completions"]:
+            // Priced by the agent's model, which the request does not name: not metered yet.
+            return ProxyRoute(family: .agents, kind: .unsupported)
+        case (_, "agents"):
+            return ProxyRoute(family: .agents, kind: .passThrough)
+        case (.post, "conversations"):
+            return ProxyRoute(family: .conversations, kind: .unsupported)
+        case (.get, "conversations"), (.delete, "conversations"):
+            return ProxyRoute(family: .conversations, kind: .passThrough)
+        case (.post, "ocr") where rest.count == 1:
+            return ProxyRoute(family: .ocr, kind: .unsupported)
+        default:
+            return nil
+        }
+    }
+}

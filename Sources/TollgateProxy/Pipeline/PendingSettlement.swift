@@ -1,0 +1,58 @@
+import Foundation
+import Logging
+import TollgateDomain
+import TollgateStorage
+
+/// The settlement owed by one admitted request. Settles exactly once: the first call wins, and if
+/// the request is dropped without settling (e.g. the response body was never written because the
+/// client vanished first), it settles at the hold (worst case) on release, marked estimated.
+final class PendingSettlement: Sendable {
+    let requestID: UUID
+    let price: Price
+    let worstCase: Usage
+    private let started: ContinuousClock.Instant
+    private let queue: SettlementQueue
+    private let logger: Logger
+    private let done = Locked(false)
+
+    init(requestID: UUID, price: Price, worstCase: Usage, started: ContinuousClock.Instant, queue: SettlementQueue, logger: Logger) {
+        self.requestID = requestID
+        self.price = price
+        self.worstCase = worstCase
+        self.started = started
+        self.queue = queue
+        self.logger = logger
+    }
+
+    func settle(usage: Usage, statusCode: Int, estimated: Bool, credentialID: UUID?, upstreamLatency: Duration?) async {
+        guard claim() else { return }
+        await queue.submit(Settlement(
+            requestID: requestID, cost: price.cost(of: usage), usage: usage, statusCode: statusCode, estimated: estimated,
+            credentialID: credentialID, upstreamLatencyMs: upstreamLatency?.milliseconds,
+            totalLatencyMs: (ContinuousClock.now - started).milliseconds))
+    }
+
+    /// Charges the whole hold: used when the real usage cannot be known.
+    func settleWorstCase(statusCode: Int, credentialID: UUID?, upstreamLatency: Duration?) async {
+        await settle(usage: worstCase, statusCode: statusCode, estimated: true, credentialID: credentialID,
+                     upstreamLatency: upstreamLatency)
+    }
+
+    private func claim() -> Bool {
+        done.withLock { done in
+            if done { return false }
+            done = true
+            return true
+        }
+    }
+
+    deinit {
+        guard claim() else { return }
+        let settlement = Settlement(
+            requestID: requestID, cost: price.cost(of: worstCase), usage: worstCase, statusCode: 499, estimated: true,
+            credentialID: nil, upstreamLatencyMs: nil, totalLatencyMs: (ContinuousClock.now - started).milliseconds)
+        let queue = self.queue
+        logger.info("request dropped before settling; charging its hold", metadata: ["request_id": "\(requestID)"])
+        Task { await queue.submit(settlement) }
+    }
+}

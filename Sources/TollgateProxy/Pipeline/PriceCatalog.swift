@@ -1,0 +1,43 @@
+import Foundation
+import TollgateDomain
+import TollgateStorage
+
+/// Prices in force per tenant and model, cached briefly (prices change rarely; a change reaches
+/// every replica within the TTL).
+final class PriceCatalog: Sendable {
+    private struct Entry { var price: Price?; var expires: ContinuousClock.Instant }
+    private let entries = Locked([String: Entry]())
+    private let database: Database
+    private let directory: KeyDirectory
+    private let ttl: Duration
+
+    init(database: Database, directory: KeyDirectory, ttl: Duration = .seconds(30)) {
+        self.database = database
+        self.directory = directory
+        self.ttl = ttl
+    }
+
+    func price(for key: ResolvedKey, model: String, allowUnpriced: Bool) async throws -> Price {
+        let cacheKey = "\(key.tenantID.uuidString)|\(key.currency.rawValue)|\(model)"
+        let now = ContinuousClock.now
+        let price: Price?
+        if let entry = entries.withLock({ $0[cacheKey] }), entry.expires > now {
+            price = entry.price
+        } else {
+            do {
+                price = try await database.read {
+                    try await directory.price(tenantID: key.tenantID, model: model, currency: key.currency, on: $0)
+                }
+            } catch {
+                throw ProxyError.unavailable("The gateway cannot reach its database; retry shortly.")
+            }
+            entries.withLock { $0[cacheKey] = Entry(price: price, expires: now + ttl) }
+        }
+        if let price { return price }
+        if allowUnpriced { return Price(inputPerMillion: .zero, outputPerMillion: .zero) }
+        throw ProxyError.forbidden("model_not_priced",
+            "The model '\(model)' has no price in \(key.currency.rawValue) on this gateway, so its cost cannot be bounded.")
+    }
+
+    func invalidateAll() { entries.withLock { $0.removeAll() } }
+}

@@ -1,0 +1,268 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import TollgateDomain
+import TollgateStorage
+
+/// One request's path through the data plane, top to bottom:
+/// authenticate → authorize → limit + reserve → forward → meter → settle.
+struct ProxyPipeline: Sendable {
+    let configuration: ProxyConfiguration
+    let authenticator: Authenticator
+    let prices: PriceCatalog
+    let admission: any AdmissionGate
+    let vault: CredentialVault
+    let forwarder: Forwarder
+    let settlements: SettlementQueue
+    let logger: Logger
+
+    func handle(_ request: Request) async -> Response {
+        let requestID = UUID()
+        let started = ContinuousClock.now
+        do {
+            return try await process(request, requestID: requestID, started: started)
+        } catch let error as ProxyError {
+            Counter(label: "tollgate_rejections_total", dimensions: [("reason", error.code)]).increment()
+            return error.response(requestID: requestID.apiString)
+        } catch {
+            logger.error("proxy request failed", metadata: ["request_id": "\(requestID.apiString)", "error": "\(type(of: error))"])
+            return ProxyError.upstream(.badGateway, "The gateway failed to handle the request.").response(requestID: requestID.apiString)
+        }
+    }
+
+    private func process(_ request: Request, requestID: UUID, started: ContinuousClock.Instant) async throws -> Response {
+        let path = request.uri.path
+        guard let route = ProxyRoutes.route(method: request.method, path: path) else { throw ProxyError.notFound(path) }
+
+        // 1. Authenticate.
+        let key = try await authenticator.authenticate(request.headers)
+
+        // Body: bounded, then validated before anything else looks at it.
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch {
+            throw ProxyError.tooLarge(limit: configuration.maxBodyBytes)
+        }
+        let metadata = try Self.clientMetadata(request.headers)
+        let pathAndQuery = request.uri.query.map { "\(path)?\($0)" } ?? path
+
+        switch route.kind {
+        case .unsupported:
+            try Authorizer.authorize(key, family: route.family, model: nil)
+            throw ProxyError(status: .notImplemented, type: "invalid_request_error", code: "not_metered",
+                             message: "The gateway cannot meter \(path) yet, so it does not forward it.")
+        case .passThrough:
+            // 2. Authorize (endpoint allow-list); nothing to reserve or bill.
+            try Authorizer.authorize(key, family: route.family, model: nil)
+            let credentials = try await vault.credentials(for: key)
+            let upstream = try await forwarder.forward(method: request.method, pathAndQuery: pathAndQuery, headers: request.headers,
+                                                       body: body.readableBytes > 0 ? body : nil, credentials: credentials,
+                                                       requestID: requestID.apiString)
+            return relayUnmetered(upstream, requestID: requestID)
+        case .metered(let completes):
+            let inspected = try BodyInspection.inspect(body)
+            guard let model = inspected.model else {
+                throw ProxyError.badRequest("missing_model", "The request body must name a 'model'.")
+            }
+            // 2. Authorize.
+            try Authorizer.authorize(key, family: route.family, model: model)
+            let price = try await prices.price(for: key, model: model, allowUnpriced: configuration.allowUnpricedModels)
+
+            // The hold must bound the cost, so generating endpoints always carry max_tokens.
+            var forwardBody = body
+            var maxTokens = 0
+            if completes {
+                if let requested = inspected.maxTokens {
+                    maxTokens = requested
+                } else {
+                    maxTokens = key.defaultMaxTokens ?? configuration.defaultMaxTokens
+                    forwardBody = BodyInspection.settingMaxTokens(body, to: maxTokens)
+                }
+                maxTokens *= max(1, inspected.choices)
+            }
+            let worstCase = Usage(promptTokens: inspected.promptTokenUpperBound, completionTokens: maxTokens)
+            let hold = price.cost(of: worstCase)
+
+            // 3. Limit + reserve, atomically, durable before forwarding.
+            let reservation = ReservationRequest(
+                requestID: requestID, keyID: key.keyID, hold: hold,
+                tokens: Int64(worstCase.promptTokens + worstCase.completionTokens), proxyID: configuration.proxyID,
+                ttlSeconds: configuration.holdTTLSeconds, endpoint: route.family.rawValue, model: model,
+                metadataJSON: metadata.json, traceparent: metadata.traceparent)
+            let reserveStart = ContinuousClock.now
+            let outcome = try await admission.admit(reservation)
+            Timer(label: "tollgate_reservation_seconds").recordNanoseconds((ContinuousClock.now - reserveStart).nanoseconds)
+            if let refusal = outcome.refusal(currency: key.currency) { throw refusal }
+            let limits = RateLimitHeaders(key: key, outcome: outcome)
+
+            // From here on the request holds budget: whatever happens, it settles exactly once.
+            let settlement = PendingSettlement(requestID: requestID, price: price, worstCase: worstCase,
+                                               started: started, queue: settlements, logger: logger)
+            // 4. Forward.
+            let upstream: UpstreamResponse
+            do {
+                let credentials = try await vault.credentials(for: key)
+                upstream = try await forwarder.forward(method: request.method, pathAndQuery: pathAndQuery, headers: request.headers,
+                                                       body: forwardBody, credentials: credentials, requestID: requestID.apiString)
+            } catch {
+                await settlement.settle(usage: Usage(), statusCode: (error as? ProxyError).map { Int($0.status.code) } ?? 502,
+                                        estimated: false, credentialID: nil, upstreamLatency: nil)
+                throw error
+            }
+            // 5 + 6. Meter and settle (streamed or not).
+            if inspected.stream, upstream.status == 200 {
+                return relayStream(upstream, settlement: settlement, maxCompletion: maxTokens, requestID: requestID, limits: limits)
+            }
+            return try await relayBuffered(upstream, settlement: settlement, requestID: requestID, limits: limits)
+        }
+    }
+
+    /// Non-streamed: read the whole response (bounded), take `usage`, settle, answer.
+    private func relayBuffered(_ upstream: UpstreamResponse, settlement: PendingSettlement, requestID: UUID,
+                               limits: RateLimitHeaders) async throws -> Response {
+        var collected = ByteBuffer()
+        do {
+            for try await chunk in upstream.body {
+                guard collected.readableBytes + chunk.readableBytes <= configuration.maxResponseBytes else {
+                    throw ProxyError.upstream(.badGateway, "Mistral's response exceeded \(configuration.maxResponseBytes) bytes.")
+                }
+                var chunk = chunk
+                collected.writeBuffer(&chunk)
+            }
+        } catch {
+            // Cut off mid-body: the conservative estimate (the whole hold) is charged.
+            await settlement.settleWorstCase(statusCode: 502, credentialID: upstream.credentialID, upstreamLatency: upstream.firstByteLatency)
+            throw (error as? ProxyError) ?? ProxyError.upstream(.badGateway, "Mistral's response was cut off.")
+        }
+        if upstream.status == 200 {
+            if let usage = BodyInspection.usage(in: collected) {
+                await settlement.settle(usage: usage, statusCode: 200, estimated: false, credentialID: upstream.credentialID,
+                                        upstreamLatency: upstream.firstByteLatency)
+            } else {
+                await settlement.settleWorstCase(statusCode: 200, credentialID: upstream.credentialID,
+                                                 upstreamLatency: upstream.firstByteLatency)
+            }
+        } else {
+            // Upstream errors pass through unchanged and cost nothing.
+            await settlement.settle(usage: Usage(), statusCode: upstream.status, estimated: false,
+                                    credentialID: upstream.credentialID, upstreamLatency: upstream.firstByteLatency)
+        }
+        var headers = Self.responseHeaders(upstream.headers, requestID: requestID)
+        limits.apply(to: &headers)
+        return Response(status: .init(code: upstream.status), headers: headers, body: .init(byteBuffer: collected))
+    }
+
+    /// Streamed: relay each chunk as it arrives, scanning for `usage`; settle when the stream ends,
+    /// is cut, or the client goes away (then the upstream request is cancelled with the task).
+    private func relayStream(_ upstream: UpstreamResponse, settlement: PendingSettlement, maxCompletion: Int,
+                             requestID: UUID, limits: RateLimitHeaders) -> Response {
+        var headers = Self.responseHeaders(upstream.headers, requestID: requestID)
+        limits.apply(to: &headers)
+        // A stalled stream is cut by the HTTP client's read timeout (no bytes for that long).
+        let body = ResponseBody { writer in
+            var scanner = StreamMeter()
+            var clientGone = false
+            var upstreamCut = false
+            do {
+                for try await chunk in upstream.body {
+                    scanner.feed(chunk)
+                    do {
+                        try await writer.write(chunk)
+                    } catch {
+                        // Leaving the loop drops the upstream body, which cancels the request.
+                        clientGone = true
+                        break
+                    }
+                }
+            } catch {
+                upstreamCut = true
+            }
+            if let usage = scanner.usage, !clientGone {
+                await settlement.settle(usage: usage, statusCode: 200, estimated: false, credentialID: upstream.credentialID,
+                                        upstreamLatency: upstream.firstByteLatency)
+            } else if clientGone {
+                await settlement.settle(usage: scanner.estimate(maxCompletion: maxCompletion, worstCase: settlement.worstCase),
+                                        statusCode: 499, estimated: true, credentialID: upstream.credentialID,
+                                        upstreamLatency: upstream.firstByteLatency)
+            } else {
+                // Ended without usage (truncated): the conservative estimate.
+                await settlement.settleWorstCase(statusCode: upstreamCut ? 502 : 200, credentialID: upstream.credentialID,
+                                                 upstreamLatency: upstream.firstByteLatency)
+            }
+            if !clientGone { try await writer.finish(nil) }
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    private func relayUnmetered(_ upstream: UpstreamResponse, requestID: UUID) -> Response {
+        let headers = Self.responseHeaders(upstream.headers, requestID: requestID)
+        let body = ResponseBody { writer in
+            for try await chunk in upstream.body { try await writer.write(chunk) }
+            try await writer.finish(nil)
+        }
+        return Response(status: .init(code: upstream.status), headers: headers, body: body)
+    }
+
+    /// Upstream response headers the client sees: content headers and Mistral's ids, not its
+    /// per-account rate-limit headers (the key's own are sent instead) nor hop-by-hop ones.
+    static func responseHeaders(_ upstream: HTTPHeaders, requestID: UUID) -> HTTPFields {
+        var fields = HTTPFields()
+        for (name, value) in upstream {
+            let lower = name.lowercased()
+            guard ["content-type", "mistral-correlation-id", "cache-control"].contains(lower) else { continue }
+            if let field = HTTPField.Name(lower) { fields.append(HTTPField(name: field, value: value)) }
+        }
+        fields[.xRequestID] = requestID.apiString
+        return fields
+    }
+
+    /// `x-tollgate-metadata` (a JSON object, at most 4 KB) and `traceparent`, recorded in the ledger.
+    static func clientMetadata(_ headers: HTTPFields) throws -> (json: String?, traceparent: String?) {
+        var json: String?
+        if let text = headers[.xTollgateMetadata] {
+            guard text.utf8.count <= 4096 else {
+                throw ProxyError.badRequest("metadata_too_large", "x-tollgate-metadata is limited to 4096 bytes.")
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)), object is [String: Any] else {
+                throw ProxyError.badRequest("invalid_metadata", "x-tollgate-metadata must be a JSON object.")
+            }
+            json = text
+        }
+        let traceparent = headers[.traceparent].flatMap { $0.count <= 128 ? $0 : nil }
+        return (json, traceparent)
+    }
+}
+
+/// The key's remaining allowance, sent on every metered response.
+struct RateLimitHeaders: Sendable {
+    let key: ResolvedKey
+    let outcome: ReservationOutcome
+
+    func apply(to headers: inout HTTPFields) {
+        guard case .admitted(let requests, let tokens) = outcome else { return }
+        if let limit = key.rateLimits.requestsPerMinute {
+            headers[.rateLimitLimitRequests] = "\(limit)"
+            if let requests { headers[.rateLimitRemainingRequests] = "\(max(0, requests))" }
+        }
+        if let limit = key.rateLimits.tokensPerMinute {
+            headers[.rateLimitLimitTokens] = "\(limit)"
+            if let tokens { headers[.rateLimitRemainingTokens] = "\(max(0, tokens))" }
+        }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+    var milliseconds: Int { Int(nanoseconds / 1_000_000) }
+}
+
+extension UUID {
+    var apiString: String { uuidString.lowercased() }
+}

@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// What was received from Mistral: the response head and its body still streaming.
+struct UpstreamResponse: Sendable {
+    let status: Int
+    let headers: HTTPHeaders
+    let body: HTTPClientResponse.Body
+    let credentialID: UUID
+    let attempts: Int
+    let firstByteLatency: Duration
+}
+
+/// Stage 4: sends the client's body bytes, as received, to Mistral with the tenant's key.
+/// Only allowlisted headers go upstream; redirects are not followed; connection failures and
+/// 429/502/503/504 are retried with backoff (honouring Retry-After) across the key's credentials,
+/// but only before anything has been sent to the client. One hold covers every attempt.
+struct Forwarder: Sendable {
+    let client: HTTPClient
+    let maxAttempts: Int
+    let totalTimeout: Duration
+    let logger: Logger
+
+    /// Client headers that may reach Mistral. Everything else (Authorization, cookies,
+    /// X-Forwarded-*, hop-by-hop, Accept-Encoding so usage stays readable) is dropped.
+    static let forwardedHeaders: [HTTPField.Name] = [.contentType, .accept, .userAgent, .init("x-request-id")!]
+
+    static let retriableStatuses: Set<Int> = [429, 502, 503, 504]
+
+    func forward(method: HTTPRequest.Method, pathAndQuery: String, headers: HTTPFields, body: ByteBuffer?,
+                 credentials: [UsableCredential], requestID: String) async throws -> UpstreamResponse {
+        guard !credentials.isEmpty else {
+            throw ProxyError.upstream(.badGateway, "No active Mistral credential is configured for this key's team.")
+        }
+        let order = Self.weightedOrder(credentials)
+        let started = ContinuousClock.now
+        let deadline = NIODeadline.now() + .nanoseconds(Int64(totalTimeout.components.seconds) * 1_000_000_000)
+        var lastFailure = "no attempt made"
+        for attempt in 0..<maxAttempts {
+            let credential = order[attempt % order.count]
+            var request = HTTPClientRequest(url: credential.baseURL + pathAndQuery)
+            request.method = HTTPMethod(rawValue: method.rawValue)
+            for name in Self.forwardedHeaders {
+                if let value = headers[name] { request.headers.add(name: name.rawName, value: value) }
+            }
+            request.headers.replaceOrAdd(name: "x-request-id", value: requestID)
+            request.headers.add(name: "Authorization", value: "Bearer \(credential.secret)")
+            if let body { request.body = .bytes(body) }
+            let isLast = attempt == maxAttempts - 1
+            do {
+                let response = try await client.execute(request, deadline: deadline, logger: logger)
+                let status = Int(response.status.code)
+                if Self.retriableStatuses.contains(status), !isLast {
+                    let wait = Self.backoff(attempt: attempt, retryAfter: response.headers.first(name: "retry-after"))
+                    lastFailure = "HTTP \(status)"
+                    logger.info("upstream retriable status", metadata: [
+                        "request_id": "\(requestID)", "status": "\(status)", "attempt": "\(attempt + 1)"])
+                    try? await Self.drain(response.body)
+                    try await Task.sleep(for: wait)
+                    continue
+                }
+                return UpstreamResponse(status: status, headers: response.headers, body: response.body,
+                                        credentialID: credential.id, attempts: attempt + 1,
+                                        firstByteLatency: ContinuousClock.now - started)
+            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+                throw ProxyError.upstream(.gatewayTimeout, "Mistral did not answer in time.")
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                // Connection-level failure before any response: safe to retry elsewhere.
+                lastFailure = "\(type(of: error))"
+                logger.info("upstream connection failed", metadata: [
+                    "request_id": "\(requestID)", "error": "\(error)", "attempt": "\(attempt + 1)"])
+                if isLast { break }
+                try await Task.sleep(for: Self.backoff(attempt: attempt, retryAfter: nil))
+            }
+        }
+        throw ProxyError.upstream(.badGateway, "Mistral could not be reached (\(lastFailure)).")
+    }
+
+    /// Credentials in a weighted random order: heavier ones first more often, all of them tried.
+    static func weightedOrder(_ credentials: [UsableCredential]) -> [UsableCredential] {
+        var pool = credentials
+        var order: [UsableCredential] = []
+        while !pool.isEmpty {
+            let total = pool.reduce(0) { $0 + max($1.weight, 1) }
+            var pick = Int.random(in: 0..<total)
+            let index = pool.firstIndex { pick -= max($0.weight, 1); return pick < 0 } ?? 0
+            order.append(pool.remove(at: index))
+        }
+        return order
+    }
+
+    /// Exponential backoff with jitter; a server's Retry-After (seconds) wins, capped at 10 s.
+    static func backoff(attempt: Int, retryAfter: String?) -> Duration {
+        if let retryAfter, let seconds = Double(retryAfter.trimmingCharacters(in: .whitespaces)), seconds >= 0 {
+            return .milliseconds(Int(min(seconds, 10) * 1000))
+        }
+        let base = min(200 * (1 << attempt), 5000)
+        return .milliseconds(base + Int.random(in: 0...100))
+    }
+
+    static func drain(_ body: HTTPClientResponse.Body) async throws {
+        for try await _ in body {}
+    }
+}

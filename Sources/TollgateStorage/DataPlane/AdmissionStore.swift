@@ -1,0 +1,73 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TollgateDomain
+
+/// What the proxy asks to reserve before forwarding a request.
+public struct ReservationRequest: Sendable {
+    public var requestID: UUID
+    public var keyID: UUID
+    public var hold: Money
+    public var tokens: Int64
+    public var proxyID: String
+    public var ttlSeconds: Int
+    public var endpoint: String
+    public var model: String?
+    public var metadataJSON: String?
+    public var traceparent: String?
+
+    public init(requestID: UUID, keyID: UUID, hold: Money, tokens: Int64, proxyID: String, ttlSeconds: Int,
+                endpoint: String, model: String?, metadataJSON: String?, traceparent: String?) {
+        self.requestID = requestID; self.keyID = keyID; self.hold = hold; self.tokens = tokens; self.proxyID = proxyID
+        self.ttlSeconds = ttlSeconds; self.endpoint = endpoint; self.model = model
+        self.metadataJSON = metadataJSON; self.traceparent = traceparent
+    }
+}
+
+public enum LimitScope: String, Sendable { case key, tenant }
+
+public enum ReservationOutcome: Sendable, Equatable {
+    case admitted(remainingRequests: Int64?, remainingTokens: Int64?)
+    case keyInactive
+    case keyExpired
+    case tenantSuspended
+    case rateLimited(LimitScope, retryAfterMilliseconds: Int64, remainingTokens: Int64?)
+    case tokensLimited(LimitScope, retryAfterMilliseconds: Int64)
+    case requestTooLarge(LimitScope)
+    case concurrencyLimited(LimitScope)
+    case budgetExhausted(LimitScope, resetsAt: Date?)
+}
+
+/// Calls `tollgate_reserve`: every limit and both budget holds, checked and charged atomically in
+/// one round trip, committed (durable) before the request is forwarded.
+public struct AdmissionStore: Sendable {
+    let logger: Logger
+    public init(logger: Logger) { self.logger = logger }
+
+    public func reserve(_ r: ReservationRequest, on db: PostgresConnection) async throws -> ReservationOutcome {
+        let rows = try await db.query("""
+            SELECT outcome, scope, retry_after_ms, resets_at, remaining_requests, remaining_tokens
+            FROM tollgate_reserve(\(r.requestID), \(r.keyID), \(r.hold.nanos), \(r.tokens), \(r.proxyID), \(r.ttlSeconds)::integer,
+                                  \(r.endpoint), \(r.model), \(r.metadataJSON)::jsonb, \(r.traceparent))
+            """, logger: logger)
+        for try await (outcome, scopeText, retry, resets, remainingRequests, remainingTokens) in
+            rows.decode((String, String?, Int64?, Date?, Int64?, Int64?).self) {
+            let scope = scopeText.flatMap(LimitScope.init(rawValue:)) ?? .key
+            switch outcome {
+            case "ok": return .admitted(remainingRequests: remainingRequests, remainingTokens: remainingTokens)
+            case "key_inactive": return .keyInactive
+            case "key_expired": return .keyExpired
+            case "tenant_suspended": return .tenantSuspended
+            case "rate_limited": return .rateLimited(scope, retryAfterMilliseconds: retry ?? 1000, remainingTokens: remainingTokens)
+            case "tokens_limited": return .tokensLimited(scope, retryAfterMilliseconds: retry ?? 1000)
+            case "request_too_large": return .requestTooLarge(scope)
+            case "concurrency_limited": return .concurrencyLimited(scope)
+            case "budget_exhausted": return .budgetExhausted(scope, resetsAt: resets)
+            default: throw AdmissionError.unknownOutcome(outcome)
+            }
+        }
+        throw AdmissionError.unknownOutcome("none")
+    }
+}
+
+public enum AdmissionError: Error { case unknownOutcome(String) }

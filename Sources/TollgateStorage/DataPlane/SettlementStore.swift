@@ -1,0 +1,58 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TollgateDomain
+
+/// The outcome of one request, as the data plane settles it.
+public struct Settlement: Sendable, Hashable, Codable {
+    public var requestID: UUID
+    public var costNanos: Int64
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var cachedTokens: Int
+    public var pages: Int
+    public var statusCode: Int
+    public var estimated: Bool
+    public var credentialID: UUID?
+    public var upstreamLatencyMs: Int?
+    public var totalLatencyMs: Int?
+
+    public init(requestID: UUID, cost: Money, usage: Usage, statusCode: Int, estimated: Bool, credentialID: UUID?,
+                upstreamLatencyMs: Int?, totalLatencyMs: Int?) {
+        self.requestID = requestID; self.costNanos = cost.nanos; self.promptTokens = usage.promptTokens
+        self.completionTokens = usage.completionTokens; self.cachedTokens = usage.cachedTokens; self.pages = usage.pages
+        self.statusCode = statusCode; self.estimated = estimated; self.credentialID = credentialID
+        self.upstreamLatencyMs = upstreamLatencyMs; self.totalLatencyMs = totalLatencyMs
+    }
+}
+
+public struct SettlementResult: Sendable, Equatable {
+    /// False when the request had already been settled (a replay): nothing changed.
+    public var settled: Bool
+    public var overshoot: Money
+}
+
+/// Calls `tollgate_settle` (exactly once per request id) and the reaper of expired holds.
+public struct SettlementStore: Sendable {
+    let logger: Logger
+    public init(logger: Logger) { self.logger = logger }
+
+    public func settle(_ s: Settlement, on db: PostgresConnection) async throws -> SettlementResult {
+        let rows = try await db.query("""
+            SELECT settled, overshoot_nanos FROM tollgate_settle(\(s.requestID), \(s.costNanos), \(s.promptTokens)::integer,
+                \(s.completionTokens)::integer, \(s.cachedTokens)::integer, \(s.pages)::integer, \(s.statusCode)::integer,
+                \(s.estimated), \(s.credentialID), \(s.upstreamLatencyMs)::integer, \(s.totalLatencyMs)::integer)
+            """, logger: logger)
+        for try await (settled, overshoot) in rows.decode((Bool, Int64).self) {
+            return SettlementResult(settled: settled, overshoot: Money(nanos: overshoot))
+        }
+        return SettlementResult(settled: false, overshoot: .zero)
+    }
+
+    /// Settles up to `limit` holds whose proxy died, at their reserved amount, marked estimated.
+    public func reapExpiredHolds(limit: Int, on db: PostgresConnection) async throws -> Int {
+        let rows = try await db.query("SELECT tollgate_reap_expired_holds(\(limit)::integer)", logger: logger)
+        for try await count in rows.decode(Int.self) { return count }
+        return 0
+    }
+}

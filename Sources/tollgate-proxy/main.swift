@@ -1,0 +1,41 @@
+import Foundation
+import Hummingbird
+import Logging
+import Metrics
+import PostgresNIO
+import Prometheus
+import TollgateDomain
+import TollgateProxy
+import TollgateStorage
+
+// tollgate-proxy: the data plane. Applications call it instead of https://api.mistral.ai.
+// Configuration comes from the environment (README, "Configuration").
+
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info
+    return handler
+}
+let logger = Logger(label: "tollgate-proxy")
+let environment = ProcessInfo.processInfo.environment
+
+do {
+    let configuration = try ProxyConfiguration.load(environment: environment)
+    let keyring = try MasterKeyring.load(environment: environment)
+    let hasher = try SecretHasher.load(environment: environment)
+    var databaseConfiguration = try DatabaseURL.configuration(from: configuration.databaseURL)
+    databaseConfiguration.options.maximumConnections = configuration.databasePoolSize
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+    let client = PostgresClient(configuration: databaseConfiguration, backgroundLogger: logger)
+    let httpClient = ProxyDependencies.makeHTTPClient(configuration)
+    let app = try buildProxyApplication(
+        configuration: configuration,
+        dependencies: ProxyDependencies(client: client, keyring: keyring, hasher: hasher, httpClient: httpClient, metrics: registry),
+        logger: logger)
+    try await app.runService()
+    try await httpClient.shutdown()
+} catch {
+    logger.critical("tollgate-proxy cannot start: \(error)")
+    exit(1)
+}

@@ -1,0 +1,164 @@
+import Foundation
+import HTTPTypes
+import MockMistral
+import Testing
+import TollgateDomain
+import TollgateStorage
+
+/// Prices seeded by migrations/0002 for mistral-small-latest (USD, per million tokens).
+let smallInput: Int64 = 150_000_000
+let smallOutput: Int64 = 600_000_000
+let embedInput: Int64 = 100_000_000
+
+func expectedCost(prompt: Int, completion: Int, cached: Int = 0, input: Int64, output: Int64) -> Int64 {
+    let price = Price(inputPerMillion: Money(nanos: input), outputPerMillion: Money(nanos: output))
+    return price.cost(of: Usage(promptTokens: prompt, completionTokens: completion, cachedTokens: cached)).nanos
+}
+
+nonisolated(unsafe) let chatBody: [String: Any] = ["model": "mistral-small-latest", "messages": [["role": "user", "content": "Hello there, how are you?"]]]
+
+@Suite("Proxy pipeline")
+struct ProxyPipelineTests {
+    @Test func chatIsForwardedWithTheTenantSecretAndSettledAtPriceTimesUsage() async throws {
+        try await ProxyHarness.run { h in
+            let reply = try await h.post("/v1/chat/completions", chatBody, headers: [
+                .cookie: "session=abc", .init("x-forwarded-for")!: "1.2.3.4", .init("x-tollgate-metadata")!: "{\"team\":\"search\"}",
+            ])
+            #expect(reply.status == .ok, "\(reply.body)")
+            #expect(reply.json["object"] as? String == "chat.completion")
+            let requestID = try #require(reply.headers[.init("x-request-id")!])
+
+            let seen = try #require(h.mock.requestLog.last)
+            #expect(seen.apiKey == upstreamSecret)
+            #expect(seen.headers[.authorization] == "Bearer \(upstreamSecret)")
+            #expect(seen.headers[.cookie] == nil)
+            #expect(seen.headers[.init("x-forwarded-for")!] == nil)
+            #expect(!String(buffer: seen.body).contains(h.seed.secret))
+            let sent = try JSONSerialization.jsonObject(with: Data(buffer: seen.body)) as? [String: Any]
+            #expect(sent?["max_tokens"] as? Int == 4096, "the hold must bound the cost, so max_tokens is set")
+
+            let usage = try #require(reply.json["usage"] as? [String: Any])
+            let prompt = try #require(usage["prompt_tokens"] as? Int), completion = try #require(usage["completion_tokens"] as? Int)
+            let rows = try await h.settled(expectedRows: 1)
+            #expect(rows.count == 1)
+            #expect(rows.first?.requestID.uuidString.lowercased() == requestID)
+            #expect(rows.first?.costNanos == expectedCost(prompt: prompt, completion: completion, input: smallInput, output: smallOutput))
+            #expect(rows.first?.estimated == false)
+            #expect(rows.first?.promptTokens == prompt)
+        }
+    }
+
+    @Test func streamingChatRelaysEventsAndSettlesFromTheFinalUsage() async throws {
+        try await ProxyHarness.run { h in
+            var body = chatBody
+            body["stream"] = true
+            body["max_tokens"] = 50
+            let reply = try await h.post("/v1/chat/completions", body)
+            #expect(reply.status == .ok)
+            #expect(reply.headers[.contentType]?.hasPrefix("text/event-stream") == true)
+            let events = reply.body.components(separatedBy: "\n\n").filter { !$0.isEmpty }
+            #expect(events.last == "data: [DONE]")
+            let final = try #require(events.dropLast().last?.dropFirst("data: ".count))
+            let usage = try #require((try JSONSerialization.jsonObject(with: Data(final.utf8)) as? [String: Any])?["usage"] as? [String: Any])
+            let rows = try await h.settled(expectedRows: 1)
+            #expect(rows.first?.costNanos == expectedCost(prompt: usage["prompt_tokens"] as! Int,
+                                                         completion: usage["completion_tokens"] as! Int,
+                                                         input: smallInput, output: smallOutput))
+            #expect(rows.first?.estimated == false)
+        }
+    }
+
+    @Test func embeddingsAreChargedForInputOnly() async throws {
+        try await ProxyHarness.run { h in
+            let reply = try await h.post("/v1/embeddings", ["model": "mistral-embed", "input": ["one", "two", "three"]])
+            #expect(reply.status == .ok, "\(reply.body)")
+            let usage = try #require(reply.json["usage"] as? [String: Any])
+            let rows = try await h.settled(expectedRows: 1)
+            #expect(rows.first?.costNanos == expectedCost(prompt: usage["prompt_tokens"] as! Int, completion: 0,
+                                                         input: embedInput, output: 0))
+        }
+    }
+
+    @Test func badKeysAreRefusedWithoutReachingMistral() async throws {
+        try await ProxyHarness.run { h in
+            var wrongChecksum = Array(h.seed.secret)
+            wrongChecksum[wrongChecksum.count - 1] = wrongChecksum.last == "A" ? "B" : "A"
+            let unknown = SecretToken.generate(.virtualKey).value
+            for key in ["nope", String(wrongChecksum), unknown, "tg_live_short"] {
+                let reply = try await h.post("/v1/chat/completions", chatBody, key: key)
+                #expect(reply.status == .unauthorized)
+                #expect(reply.json["object"] as? String == "error")
+                #expect(reply.json["code"] as? String == "invalid_api_key")
+            }
+            #expect(h.mock.requestLog.count == 0)
+        }
+    }
+
+    @Test func modelAndEndpointAllowListsAreEnforced() async throws {
+        try await ProxyHarness.run(KeyOptions(models: ["codestral-*"], endpoints: ["chat"])) { h in
+            let model = try await h.post("/v1/chat/completions", chatBody)
+            #expect(model.status == .forbidden)
+            #expect(model.json["code"] as? String == "model_not_allowed")
+            let endpoint = try await h.post("/v1/embeddings", ["model": "codestral-embed", "input": ["x"]])
+            #expect(endpoint.status == .forbidden)
+            #expect(endpoint.json["code"] as? String == "endpoint_not_allowed")
+            #expect(h.mock.requestLog.count == 0)
+        }
+    }
+
+    @Test func unknownRoutesAndBatchAre404And403() async throws {
+        try await ProxyHarness.run { h in
+            let unknown = try await h.send(.get, "/v1/does-not-exist")
+            #expect(unknown.status == .notFound)
+            #expect(unknown.json["object"] as? String == "error")
+            let batch = try await h.send(.get, "/v1/batch/jobs")
+            #expect(batch.status == .forbidden)
+            let models = try await h.send(.get, "/v1/models")
+            #expect(models.status == .ok)
+            #expect(models.json["object"] as? String == "list")
+        }
+    }
+
+    @Test func revokeTakesEffectImmediately() async throws {
+        try await ProxyHarness.run { h in
+            #expect(try await h.post("/v1/chat/completions", chatBody).status == .ok)
+            try await h.database.transaction { db in
+                _ = try await VirtualKeyRepository(logger: h.database.logger).revoke(tenantID: h.seed.tenantID, id: h.seed.keyID, on: db)
+            }
+            let refused = try await h.post("/v1/chat/completions", chatBody)
+            #expect(refused.status == .forbidden)
+            #expect(refused.json["code"] as? String == "key_revoked")
+            #expect(h.mock.requestLog.count == 1)
+        }
+    }
+
+    @Test func upstreamErrorsPassThroughAndRetriableOnesAreRetried() async throws {
+        try await ProxyHarness.run { h in
+            h.mock.inject(.rateLimited(retryAfterSeconds: 0), count: 1, matching: "/v1/chat/completions")
+            let retried = try await h.post("/v1/chat/completions", chatBody)
+            #expect(retried.status == .ok, "\(retried.body)")
+            #expect(h.mock.requestLog.count == 2)
+
+            h.mock.inject(.serverError(status: 500), count: 1, matching: "/v1/chat/completions")
+            let failed = try await h.post("/v1/chat/completions", chatBody)
+            #expect(failed.status.code == 500)
+            let rows = try await h.settled(expectedRows: 2)
+            #expect(rows.count == 2)
+            #expect(rows.contains { $0.statusCode == 500 && $0.costNanos == 0 })
+        }
+    }
+
+    @Test func duplicateKeysAndBadMaxTokensAre400() async throws {
+        try await ProxyHarness.run { h in
+            let duplicate = try await h.send(.post, "/v1/chat/completions",
+                raw: #"{"model":"codestral-latest","messages":[{"role":"user","content":"hi"}],"model":"mistral-large-latest"}"#)
+            #expect(duplicate.status == .badRequest, "\(duplicate.body)")
+            let negative = try await h.send(.post, "/v1/chat/completions",
+                raw: #"{"model":"mistral-small-latest","messages":[{"role":"user","content":"hi"}],"max_tokens":-1}"#)
+            #expect(negative.status == .badRequest)
+            let broken = try await h.send(.post, "/v1/chat/completions", raw: #"{"model": "#)
+            #expect(broken.status == .badRequest)
+            #expect(h.mock.requestLog.count == 0)
+        }
+    }
+}

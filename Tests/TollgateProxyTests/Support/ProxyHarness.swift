@@ -1,0 +1,176 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import MockMistral
+import NIOCore
+import PostgresNIO
+import TollgateDomain
+import TollgateProxy
+import TollgateStorage
+import TollgateTestSupport
+
+let upstreamSecret = "sk-upstream-\(UUID().uuidString.prefix(8))"
+let proxyKeyring = try! MasterKeyring(keys: [1: SymmetricKey(data: SHA256.hash(data: Data("proxy keyring".utf8)))], primary: 1)
+let proxyHasher = try! SecretHasher(pepper: SymmetricKey(data: SHA256.hash(data: Data("proxy pepper".utf8))))
+
+/// A tenant, credential and key created straight in the database.
+struct Seed: Sendable {
+    var tenantID: UUID
+    var keyID: UUID
+    var secret: String
+    var credentialID: UUID
+}
+
+/// Options for the key under test.
+struct KeyOptions: Sendable {
+    var budget: Budget? = nil
+    var tenantBudget: Budget? = nil
+    var limits = RateLimits()
+    var tenantLimits = RateLimits()
+    var models: [String] = []
+    var endpoints: [String] = []
+    var defaultMaxTokens: Int? = nil
+    var currency: Currency = .usd
+}
+
+/// A mock Mistral server, a migrated database and a proxy app in front of them.
+struct ProxyHarness: Sendable {
+    let client: any TestClientProtocol
+    let mock: MockMistral
+    let database: Database
+    let seed: Seed
+
+    static func run(_ options: KeyOptions = KeyOptions(), configure: @Sendable (inout ProxyConfiguration) -> Void = { _ in },
+                    _ body: @escaping @Sendable (ProxyHarness) async throws -> Void) async throws {
+        let mock = MockMistral(configuration: .init(acceptedKeys: [upstreamSecret]))
+        try await mock.withRunningServer { server in
+            let testDatabase = try await TestPostgres.shared.makeDatabase(template: try await TestPostgres.shared.migratedTemplate())
+            let logger = { var logger = Logger(label: "proxy-test"); logger.logLevel = .warning; return logger }()
+            let postgres = PostgresClient(configuration: testDatabase.configuration, backgroundLogger: logger)
+            var configuration = ProxyConfiguration(databaseURL: testDatabase.url)
+            configuration.journalDirectory = NSTemporaryDirectory() + "tollgate-journal-\(UUID().uuidString)"
+            configuration.proxyID = "test-\(UUID().uuidString.prefix(8))"
+            configure(&configuration)
+            let http = ProxyDependencies.makeHTTPClient(configuration)
+            let app = try buildProxyApplication(
+                configuration: configuration,
+                dependencies: ProxyDependencies(client: postgres, keyring: proxyKeyring, hasher: proxyHasher, httpClient: http),
+                logger: logger)
+            do {
+                try await app.test(.live) { client in
+                    let database = Database(client: postgres, logger: logger)
+                    let seed = try await Self.seed(database: database, upstream: server.baseURL, options: options)
+                    try await body(ProxyHarness(client: client, mock: mock, database: database, seed: seed))
+                }
+            } catch {
+                try? await http.shutdown()
+                throw error
+            }
+            try await http.shutdown()
+        }
+    }
+
+    static func seed(database: Database, upstream: String, options: KeyOptions) async throws -> Seed {
+        let tenantID = UUID(), keyID = UUID(), credentialID = UUID()
+        let dataKey = MasterKeyring.generateDataKey()
+        let secret = SecretToken.generate(.virtualKey)
+        try await database.transaction { db in
+            _ = try await TenantRepository(logger: database.logger).insert(TenantRecord(
+                id: tenantID, slug: "t-\(tenantID.uuidString.prefix(8).lowercased())", name: "T", status: .active,
+                currency: options.currency, wrappedDataKey: try proxyKeyring.wrapDataKey(dataKey, tenantID: tenantID),
+                masterKeyVersion: 1, budget: options.tenantBudget, limits: options.tenantLimits), on: db)
+            _ = try await CredentialRepository(logger: database.logger).insert(CredentialRecord(
+                id: credentialID, tenantID: tenantID, name: "mock", baseURL: upstream, weight: 1, status: .active,
+                secretCiphertext: try CredentialCipher(dataKey: dataKey, tenantID: tenantID).encrypt(upstreamSecret, credentialID: credentialID),
+                last4: String(upstreamSecret.suffix(4))), on: db)
+            _ = try await VirtualKeyRepository(logger: database.logger).insert(VirtualKeyRecord(
+                id: keyID, tenantID: tenantID, name: "k", displayPrefix: secret.displayPrefix, expiresAt: nil,
+                allowedModels: options.models, allowedEndpoints: options.endpoints, credentialIDs: [], metadataJSON: "{}",
+                budget: options.budget, limits: options.limits, defaultMaxTokens: options.defaultMaxTokens),
+                secretHash: proxyHasher.hash(secret.value), on: db)
+        }
+        return Seed(tenantID: tenantID, keyID: keyID, secret: secret.value, credentialID: credentialID)
+    }
+
+    struct Reply: Sendable {
+        let status: HTTPResponse.Status
+        let headers: HTTPFields
+        let body: String
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    @discardableResult
+    func post(_ path: String, _ json: [String: Any], key: String? = nil, headers extra: HTTPFields = [:]) async throws -> Reply {
+        var headers = extra
+        headers[.authorization] = "Bearer \(key ?? seed.secret)"
+        headers[.contentType] = "application/json"
+        let body = ByteBuffer(data: try JSONSerialization.data(withJSONObject: json))
+        return try await client.execute(uri: path, method: .post, headers: headers, body: body) {
+            Reply(status: $0.status, headers: $0.headers, body: String(buffer: $0.body))
+        }
+    }
+
+    @discardableResult
+    func send(_ method: HTTPRequest.Method, _ path: String, raw: String? = nil, key: String? = nil,
+              headers extra: HTTPFields = [:]) async throws -> Reply {
+        var headers = extra
+        headers[.authorization] = "Bearer \(key ?? seed.secret)"
+        if raw != nil { headers[.contentType] = "application/json" }
+        return try await client.execute(uri: path, method: method, headers: headers, body: raw.map { ByteBuffer(string: $0) }) {
+            Reply(status: $0.status, headers: $0.headers, body: String(buffer: $0.body))
+        }
+    }
+
+    /// Waits until every admitted request has settled (settlement is asynchronous by design).
+    func settled(expectedRows: Int, timeout: Duration = .seconds(10)) async throws -> [LedgerEntry] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let (holds, rows) = try await database.read { db in
+                var holds = 0
+                for try await n in try await db.query("SELECT count(*)::int FROM holds", logger: database.logger).decode(Int.self) { holds = n }
+                var rows: [LedgerEntry] = []
+                for try await r in try await db.query("""
+                    SELECT request_id, model, prompt_tokens, completion_tokens, cached_tokens, cost_nanos, status_code, estimated
+                    FROM usage_ledger ORDER BY settled_at
+                    """, logger: database.logger).decode((UUID, String?, Int, Int, Int, Int64, Int, Bool).self) {
+                    rows.append(LedgerEntry(requestID: r.0, model: r.1, promptTokens: r.2, completionTokens: r.3, cachedTokens: r.4,
+                                            costNanos: r.5, statusCode: r.6, estimated: r.7))
+                }
+                return (holds, rows)
+            }
+            if holds == 0 && rows.count >= expectedRows { return rows }
+            if ContinuousClock.now > deadline {
+                Issue.record("timed out waiting for settlement: holds=\(holds) rows=\(rows.count)")
+                return rows
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func budgetWindow(owner: UUID) async throws -> (spent: Int64, reserved: Int64) {
+        try await database.read { db in
+            var result: (Int64, Int64) = (0, 0)
+            for try await row in try await db.query(
+                "SELECT spent_nanos, reserved_nanos FROM budget_windows WHERE owner_id = \(owner)",
+                logger: database.logger).decode((Int64, Int64).self) { result = row }
+            return result
+        }
+    }
+}
+
+struct LedgerEntry: Sendable {
+    let requestID: UUID
+    let model: String?
+    let promptTokens: Int
+    let completionTokens: Int
+    let cachedTokens: Int
+    let costNanos: Int64
+    let statusCode: Int
+    let estimated: Bool
+}
+
+import Testing
