@@ -20,7 +20,10 @@ struct Authenticator: Sendable {
         else { throw ProxyError.invalidKey }
         let hash = Data(hasher.hash(token.value))
         switch cache.lookup(hash) {
-        case .hit(let key): return key
+        case .hit(let key):
+            // A rotated-away secret stops working when its grace ends, cached or not.
+            if let until = key.secretValidUntil, until <= Date() { throw ProxyError.invalidKey }
+            return key
         case .knownUnknown: throw ProxyError.invalidKey
         case .miss: break
         }

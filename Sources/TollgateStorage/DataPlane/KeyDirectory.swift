@@ -18,6 +18,8 @@ public struct ResolvedKey: Sendable, Hashable {
     public var defaultMaxTokens: Int?
     public var rateLimits: RateLimits
     public var wrappedDataKey: Data
+    /// End of the rotation grace period when this secret has been rotated away, else nil.
+    public var secretValidUntil: Date?
 }
 
 /// A tenant credential as the forwarder needs it (the secret still sealed).
@@ -38,23 +40,23 @@ public struct KeyDirectory: Sendable {
         let rows = try await db.query("""
             SELECT k.id, k.tenant_id, k.name, k.status, (k.expires_at IS NOT NULL AND k.expires_at <= now()),
                    t.status, t.currency, k.allowed_models, k.allowed_endpoints, k.credential_ids, k.default_max_tokens,
-                   k.rpm_limit, k.tpm_limit, k.max_concurrent, t.wrapped_data_key
+                   k.rpm_limit, k.tpm_limit, k.max_concurrent, t.wrapped_data_key, s.valid_until
             FROM virtual_key_secrets s
             JOIN virtual_keys k ON k.id = s.key_id
             JOIN tenants t ON t.id = k.tenant_id
             WHERE s.key_hash = \(Data(hash)) AND (s.valid_until IS NULL OR s.valid_until > now())
             """, logger: logger)
         for try await row in rows.decode((UUID, UUID, String, String, Bool, String, String, [String], [String], [UUID], Int?,
-                                          Int?, Int?, Int?, Data).self) {
+                                          Int?, Int?, Int?, Data, Date?).self) {
             let (id, tenant, name, status, expired, tenantStatus, currency, models, endpoints, credentials, maxTokens,
-                 rpm, tpm, concurrent, wrapped) = row
+                 rpm, tpm, concurrent, wrapped, validUntil) = row
             return ResolvedKey(
                 keyID: id, tenantID: tenant, keyName: name,
                 keyStatus: status == "revoked" ? .revoked : (expired ? .expired : .active),
                 tenantStatus: TenantStatus(rawValue: tenantStatus) ?? .suspended, currency: Currency(rawValue: currency) ?? .eur,
                 allowedModels: models, allowedEndpoints: endpoints, credentialIDs: credentials, defaultMaxTokens: maxTokens,
                 rateLimits: RateLimits(requestsPerMinute: rpm, tokensPerMinute: tpm, maxConcurrent: concurrent),
-                wrappedDataKey: wrapped)
+                wrappedDataKey: wrapped, secretValidUntil: validUntil)
         }
         return nil
     }

@@ -44,33 +44,55 @@ struct ProxyHarness: Sendable {
     let database: Database
     let seed: Seed
 
-    static func run(_ options: KeyOptions = KeyOptions(), configure: @Sendable (inout ProxyConfiguration) -> Void = { _ in },
+    /// Every replica's client (index 0 is `client`); replicas share the database, as in production.
+    let clients: [any TestClientProtocol]
+
+    static func run(_ options: KeyOptions = KeyOptions(), replicas: Int = 1,
+                    configure: @Sendable (inout ProxyConfiguration) -> Void = { _ in },
                     _ body: @escaping @Sendable (ProxyHarness) async throws -> Void) async throws {
         let mock = MockMistral(configuration: .init(acceptedKeys: [upstreamSecret]))
         try await mock.withRunningServer { server in
             let testDatabase = try await TestPostgres.shared.makeDatabase(template: try await TestPostgres.shared.migratedTemplate())
             let logger = { var logger = Logger(label: "proxy-test"); logger.logLevel = .warning; return logger }()
-            let postgres = PostgresClient(configuration: testDatabase.configuration, backgroundLogger: logger)
-            var configuration = ProxyConfiguration(databaseURL: testDatabase.url)
-            configuration.journalDirectory = NSTemporaryDirectory() + "tollgate-journal-\(UUID().uuidString)"
-            configuration.proxyID = "test-\(UUID().uuidString.prefix(8))"
-            configure(&configuration)
-            let http = ProxyDependencies.makeHTTPClient(configuration)
-            let app = try buildProxyApplication(
-                configuration: configuration,
-                dependencies: ProxyDependencies(client: postgres, keyring: proxyKeyring, hasher: proxyHasher, httpClient: http),
-                logger: logger)
+            var apps: [any ApplicationProtocol] = []
+            var https: [HTTPClient] = []
+            var postgresClients: [PostgresClient] = []
+            for index in 0..<replicas {
+                let postgres = PostgresClient(configuration: testDatabase.configuration, backgroundLogger: logger)
+                var configuration = ProxyConfiguration(databaseURL: testDatabase.url)
+                configuration.journalDirectory = NSTemporaryDirectory() + "tollgate-journal-\(UUID().uuidString)"
+                configuration.proxyID = "test-\(index)-\(UUID().uuidString.prefix(8))"
+                configure(&configuration)
+                let http = ProxyDependencies.makeHTTPClient(configuration)
+                apps.append(try buildProxyApplication(
+                    configuration: configuration,
+                    dependencies: ProxyDependencies(client: postgres, keyring: proxyKeyring, hasher: proxyHasher, httpClient: http),
+                    logger: logger))
+                https.append(http)
+                postgresClients.append(postgres)
+            }
+            let database = Database(client: postgresClients[0], logger: logger)
+            let allApps = apps
             do {
-                try await app.test(.live) { client in
-                    let database = Database(client: postgres, logger: logger)
+                try await Self.runLive(allApps[...], clients: []) { clients in
                     let seed = try await Self.seed(database: database, upstream: server.baseURL, options: options)
-                    try await body(ProxyHarness(client: client, mock: mock, database: database, seed: seed))
+                    try await body(ProxyHarness(client: clients[0], mock: mock, database: database, seed: seed, clients: clients))
                 }
             } catch {
-                try? await http.shutdown()
+                for http in https { try? await http.shutdown() }
                 throw error
             }
-            try await http.shutdown()
+            for http in https { try await http.shutdown() }
+        }
+    }
+
+    /// Starts each app live in turn (nested), then runs `body` with all their clients.
+    private static func runLive(_ apps: ArraySlice<any ApplicationProtocol>, clients: [any TestClientProtocol],
+                                _ body: @escaping @Sendable ([any TestClientProtocol]) async throws -> Void) async throws {
+        guard let first = apps.first else { return try await body(clients) }
+        let rest = apps.dropFirst()
+        try await first.test(.live) { client in
+            try await runLive(rest, clients: clients + [client], body)
         }
     }
 
