@@ -21,7 +21,7 @@ public struct MockMistralConfiguration: Sendable, Equatable {
     /// Add the random-length `"p"` padding field live streams carry on content and final chunks.
     public var streamPadding: Bool
     /// The request log keeps the most recent N requests (stats keep counting past it), so a
-    /// long benchmark does not grow memory without bound.
+    /// long benchmark does not grow memory without bound (entries keep whole bodies; 0 disables the log).
     public var requestLogCapacity: Int
     /// Largest request body accepted (413 beyond it).
     public var maxBodyBytes: Int
@@ -38,7 +38,7 @@ public struct MockMistralConfiguration: Sendable, Equatable {
         validationErrorStyle: ValidationErrorStyle = .detail,
         rejectUnknownModels: Bool = true,
         streamPadding: Bool = true,
-        requestLogCapacity: Int = 10_000,
+        requestLogCapacity: Int = 1_000,
         maxBodyBytes: Int = 64 << 20,
         rateLimits: RateLimitPolicy = RateLimitPolicy()
     ) {

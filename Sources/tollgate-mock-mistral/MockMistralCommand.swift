@@ -49,8 +49,8 @@ struct MockMistralCommand: AsyncParsableCommand {
     @Flag(help: "Leave out the random 'p' padding field on streamed chunks.")
     var noPadding = false
 
-    @Option(help: "Requests kept in the request log (GET /_mock/requests).")
-    var logCapacity = 10_000
+    @Option(help: "Requests kept in the request log (GET /_mock/requests); 0 turns the log off for benchmarks.")
+    var logCapacity = 1_000
 
     @Flag(help: "Log only errors.")
     var quiet = false

@@ -103,14 +103,11 @@ extension MockMistral {
                         receivedAt: Double, requestID: String, configuration: MockMistralConfiguration, channel: any Channel) -> Response {
         var headers = HTTPFields()
         headers.reserveCapacity(16)
-        let streamed: Bool
         switch outcome.body {
         case .json(let buffer):
-            streamed = false
             headers[.contentType] = "application/json"
             headers[.contentLength] = String(buffer.readableBytes)
         case .stream:
-            streamed = true
             headers[.contentType] = "text/event-stream"
             headers[.cacheControl] = "no-cache"
         }

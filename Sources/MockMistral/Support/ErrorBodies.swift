@@ -84,7 +84,7 @@ enum ErrorBodies {
             buffer.writeJSONString(issue.msg)
             buffer.writeLiteral(",\"input\":")
             switch issue.input {
-            case .value(let value): source.withUnsafeBytes { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0[value.range])) }
+            case .value(let value): buffer.writeBytes(source[value.range])
             case .literal(let text): buffer.writeString(text)
             }
             if let ctx = issue.ctx {

@@ -86,7 +86,7 @@ public func buildProxyApplication(
             dependencies.client,
             settlements,
             ChangeListener(client: dependencies.client, keys: keys, vault: vault, prices: prices, logger: logger),
-            HoldReaper(database: database, interval: .seconds(10), logger: logger),
+            HoldReaper(database: database, interval: configuration.reaperInterval, logger: logger),
         ],
         logger: logger)
 }

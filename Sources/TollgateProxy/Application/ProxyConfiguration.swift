@@ -27,6 +27,8 @@ public struct ProxyConfiguration: Sendable {
     /// Identifies this replica in holds (`TOLLGATE_PROXY_ID`, default host name + pid).
     public var proxyID: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
     public var idleTimeoutSeconds: Int = 75
+    /// How often this replica looks for holds whose proxy died (`TOLLGATE_REAPER_INTERVAL_SECONDS`).
+    public var reaperInterval: Duration = .seconds(10)
     public var databasePoolSize: Int = 20
 
     public init(databaseURL: String) { self.databaseURL = databaseURL }
@@ -55,6 +57,7 @@ public struct ProxyConfiguration: Sendable {
         if let v = try int("TOLLGATE_UPSTREAM_MAX_ATTEMPTS", 1...10) { c.maxAttempts = v }
         if let v = try int("TOLLGATE_PROXY_IDLE_TIMEOUT_SECONDS", 1...3600) { c.idleTimeoutSeconds = v }
         if let v = try int("TOLLGATE_DATABASE_POOL_SIZE", 1...500) { c.databasePoolSize = v }
+        if let v = try int("TOLLGATE_REAPER_INTERVAL_SECONDS", 1...3600) { c.reaperInterval = .seconds(v) }
         if let dir = env["TOLLGATE_JOURNAL_DIR"], !dir.isEmpty { c.journalDirectory = dir }
         if let id = env["TOLLGATE_PROXY_ID"], !id.isEmpty { c.proxyID = id }
         if let flag = env["TOLLGATE_ALLOW_UNPRICED_MODELS"]?.lowercased() { c.allowUnpricedModels = ["1", "true", "yes"].contains(flag) }

@@ -4,7 +4,8 @@ import TollgateDomain
 /// Reads what a non-streaming Mistral response consumed: top-level `usage` (tokens; also the
 /// conversations and Responses API shapes, see `ResponseJSONReader.readUsage`) and OCR's
 /// `usage_info.pages_processed` (→ `Usage.pages`). Nil when the body has neither (errors, models,
-/// files…), or is not a JSON object.
+/// files…), or is not a JSON object. Mistral never sends both; a body that does gets one of them
+/// (the last member if it is one of the two, else the first `usage`, else `usage_info`).
 ///
 /// Cost: if the body's last top-level member is `usage` or `usage_info` (embeddings, moderations,
 /// conversations, OCR), it is found from the end without reading the rest (a multi-MB embeddings
@@ -36,24 +37,17 @@ public enum UsageExtractor {
     private static func forwardScan(_ p: UnsafePointer<UInt8>, _ n: Int) -> Usage? {
         var reader = ResponseJSONReader(p, count: n)
         guard reader.enterObject() else { return nil }
-        var tokens: Usage?
         var pages: Int?
         while let key = reader.nextKey() {
             if reader.keyIs(key, "usage") {
-                tokens = reader.readUsage()
-                if tokens != nil && pages == nil { break }
+                if let tokens = reader.readUsage() { return tokens }
             } else if reader.keyIs(key, "usage_info") {
                 pages = reader.readPagesProcessed()
             } else {
                 reader.skipValue()
             }
         }
-        if var usage = tokens {
-            usage.pages = pages ?? 0
-            return usage
-        }
-        if let pages { return Usage(pages: pages) }
-        return nil
+        return pages.map { Usage(pages: $0) }
     }
 
     /// When the body ends with `… "usage": {…} }` or `… "usage_info": {…} }`, where that object

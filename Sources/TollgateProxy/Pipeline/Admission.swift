@@ -15,7 +15,9 @@ struct PostgresAdmissionGate: AdmissionGate {
 
     func admit(_ request: ReservationRequest) async throws -> ReservationOutcome {
         do {
-            return try await database.read { try await store.reserve(request, on: $0) }
+            return try await withDeadline(.seconds(3)) { [database, store] in
+                try await database.read { try await store.reserve(request, on: $0) }
+            }
         } catch {
             database.logger.error("reservation failed", metadata: [
                 "request_id": "\(request.requestID)", "error": "\(String(reflecting: error))"])

@@ -30,7 +30,9 @@ struct Authenticator: Sendable {
         let generation = cache.generation
         let resolved: ResolvedKey?
         do {
-            resolved = try await database.read { try await directory.resolve(hash: Array(hash), on: $0) }
+            resolved = try await withDeadline(.seconds(3)) { [database, directory] in
+                try await database.read { try await directory.resolve(hash: Array(hash), on: $0) }
+            }
         } catch {
             throw ProxyError.unavailable("The gateway cannot reach its database; retry shortly.")
         }

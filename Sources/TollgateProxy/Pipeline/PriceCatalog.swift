@@ -25,8 +25,10 @@ final class PriceCatalog: Sendable {
             price = entry.price
         } else {
             do {
-                price = try await database.read {
-                    try await directory.price(tenantID: key.tenantID, model: model, currency: key.currency, on: $0)
+                price = try await withDeadline(.seconds(3)) { [database, directory] in
+                    try await database.read {
+                        try await directory.price(tenantID: key.tenantID, model: model, currency: key.currency, on: $0)
+                    }
                 }
             } catch {
                 throw ProxyError.unavailable("The gateway cannot reach its database; retry shortly.")

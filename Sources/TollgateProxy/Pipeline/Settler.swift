@@ -65,7 +65,9 @@ final class SettlementQueue: Service, Sendable {
         var delay: Duration = .milliseconds(100)
         while true {
             do {
-                let result = try await database.read { try await store.settle(settlement, on: $0) }
+                let result = try await withDeadline(.seconds(5)) { [database, store] in
+                    try await database.read { try await store.settle(settlement, on: $0) }
+                }
                 if result.overshoot.nanos > 0 {
                     overshoot.increment(by: Int64(result.overshoot.nanos))
                     logger.warning("actual cost exceeded the hold", metadata: [

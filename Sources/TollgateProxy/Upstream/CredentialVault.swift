@@ -35,7 +35,14 @@ final class CredentialVault: Sendable {
         if let cached = entries.withLock({ $0[key.tenantID] }), cached.expires > now {
             all = cached.credentials
         } else {
-            let sealed = try await database.read { try await directory.credentials(tenantID: key.tenantID, on: $0) }
+            let sealed: [UpstreamCredential]
+            do {
+                sealed = try await withDeadline(.seconds(3)) { [database, directory] in
+                    try await database.read { try await directory.credentials(tenantID: key.tenantID, on: $0) }
+                }
+            } catch {
+                throw ProxyError.unavailable("The gateway cannot reach its database; retry shortly.")
+            }
             let cipher = CredentialCipher(dataKey: try keyring.unwrapDataKey(key.wrappedDataKey, tenantID: key.tenantID),
                                           tenantID: key.tenantID)
             all = try sealed.map { c in

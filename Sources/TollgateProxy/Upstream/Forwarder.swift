@@ -24,6 +24,9 @@ struct Forwarder: Sendable {
     let maxAttempts: Int
     let totalTimeout: Duration
     let logger: Logger
+    /// Credentials that recently failed to connect are tried last for a while, so one dead host
+    /// does not cost every request a connect timeout.
+    let health = CredentialHealth(cooldown: .seconds(30))
 
     /// Client headers that may reach Mistral. Everything else (Authorization, cookies,
     /// X-Forwarded-*, hop-by-hop, Accept-Encoding so usage stays readable) is dropped.
@@ -36,7 +39,7 @@ struct Forwarder: Sendable {
         guard !credentials.isEmpty else {
             throw ProxyError.upstream(.badGateway, "No active Mistral credential is configured for this key's team.")
         }
-        let order = Self.weightedOrder(credentials)
+        let order = health.preferHealthy(Self.weightedOrder(credentials))
         let started = ContinuousClock.now
         let deadline = NIODeadline.now() + .nanoseconds(Int64(totalTimeout.components.seconds) * 1_000_000_000)
         var lastFailure = "no attempt made"
@@ -73,6 +76,7 @@ struct Forwarder: Sendable {
             } catch {
                 // Connection-level failure before any response: safe to retry elsewhere.
                 lastFailure = "\(type(of: error))"
+                health.markFailed(credential.id)
                 logger.info("upstream connection failed", metadata: [
                     "request_id": "\(requestID)", "error": "\(error)", "attempt": "\(attempt + 1)"])
                 if isLast { break }
@@ -106,5 +110,29 @@ struct Forwarder: Sendable {
 
     static func drain(_ body: HTTPClientResponse.Body) async throws {
         for try await _ in body {}
+    }
+}
+
+/// Remembers credentials whose host could not be reached recently.
+final class CredentialHealth: Sendable {
+    private let failedUntil = Locked([UUID: ContinuousClock.Instant]())
+    private let cooldown: Duration
+
+    init(cooldown: Duration) { self.cooldown = cooldown }
+
+    func markFailed(_ id: UUID) {
+        let until = ContinuousClock.now + cooldown
+        failedUntil.withLock { $0[id] = until }
+    }
+
+    /// Keeps the order, moving credentials in cooldown to the end.
+    func preferHealthy(_ credentials: [UsableCredential]) -> [UsableCredential] {
+        let now = ContinuousClock.now
+        let failed = failedUntil.withLock { map in
+            map = map.filter { $0.value > now }
+            return Set(map.keys)
+        }
+        guard !failed.isEmpty else { return credentials }
+        return credentials.filter { !failed.contains($0.id) } + credentials.filter { failed.contains($0.id) }
     }
 }

@@ -35,6 +35,8 @@ struct KeyOptions: Sendable {
     var endpoints: [String] = []
     var defaultMaxTokens: Int? = nil
     var currency: Currency = .usd
+    /// A second credential tried alongside the mock (e.g. an address that refuses connections).
+    var extraCredentialURL: String? = nil
 }
 
 /// A mock Mistral server, a migrated database and a proxy app in front of them.
@@ -43,6 +45,8 @@ struct ProxyHarness: Sendable {
     let mock: MockMistral
     let database: Database
     let seed: Seed
+    let databaseName: String
+    let journalDirectory: String
 
     /// Every replica's client (index 0 is `client`); replicas share the database, as in production.
     let clients: [any TestClientProtocol]
@@ -54,13 +58,14 @@ struct ProxyHarness: Sendable {
         try await mock.withRunningServer { server in
             let testDatabase = try await TestPostgres.shared.makeDatabase(template: try await TestPostgres.shared.migratedTemplate())
             let logger = { var logger = Logger(label: "proxy-test"); logger.logLevel = .warning; return logger }()
+            let journalRoot = NSTemporaryDirectory() + "tollgate-journal-\(UUID().uuidString)"
             var apps: [any ApplicationProtocol] = []
             var https: [HTTPClient] = []
             var postgresClients: [PostgresClient] = []
             for index in 0..<replicas {
                 let postgres = PostgresClient(configuration: testDatabase.configuration, backgroundLogger: logger)
                 var configuration = ProxyConfiguration(databaseURL: testDatabase.url)
-                configuration.journalDirectory = NSTemporaryDirectory() + "tollgate-journal-\(UUID().uuidString)"
+                configuration.journalDirectory = journalRoot + "/\(index)"
                 configuration.proxyID = "test-\(index)-\(UUID().uuidString.prefix(8))"
                 configure(&configuration)
                 let http = ProxyDependencies.makeHTTPClient(configuration)
@@ -76,7 +81,8 @@ struct ProxyHarness: Sendable {
             do {
                 try await Self.runLive(allApps[...], clients: []) { clients in
                     let seed = try await Self.seed(database: database, upstream: server.baseURL, options: options)
-                    try await body(ProxyHarness(client: clients[0], mock: mock, database: database, seed: seed, clients: clients))
+                    try await body(ProxyHarness(client: clients[0], mock: mock, database: database, seed: seed,
+                                            databaseName: testDatabase.name, journalDirectory: journalRoot + "/0", clients: clients))
                 }
             } catch {
                 for http in https { try? await http.shutdown() }
@@ -109,6 +115,13 @@ struct ProxyHarness: Sendable {
                 id: credentialID, tenantID: tenantID, name: "mock", baseURL: upstream, weight: 1, status: .active,
                 secretCiphertext: try CredentialCipher(dataKey: dataKey, tenantID: tenantID).encrypt(upstreamSecret, credentialID: credentialID),
                 last4: String(upstreamSecret.suffix(4))), on: db)
+            if let extra = options.extraCredentialURL {
+                let id = UUID()
+                _ = try await CredentialRepository(logger: database.logger).insert(CredentialRecord(
+                    id: id, tenantID: tenantID, name: "extra", baseURL: extra, weight: 1, status: .active,
+                    secretCiphertext: try CredentialCipher(dataKey: dataKey, tenantID: tenantID).encrypt(upstreamSecret, credentialID: id),
+                    last4: "xxxx"), on: db)
+            }
             _ = try await VirtualKeyRepository(logger: database.logger).insert(VirtualKeyRecord(
                 id: keyID, tenantID: tenantID, name: "k", displayPrefix: secret.displayPrefix, expiresAt: nil,
                 allowedModels: options.models, allowedEndpoints: options.endpoints, credentialIDs: [], metadataJSON: "{}",
