@@ -83,7 +83,7 @@ public struct SSEUsageScanner: Sendable {
 
     // MARK: Feeding
 
-    /// Scans the next chunk. Returns the number of event blocks that ended in it.
+    /// Scans the next chunk. Returns the number of event blocks that ended in it. Ignored after `finish()`.
     @discardableResult
     public mutating func feed(_ chunk: ByteBuffer) -> Int {
         chunk.withUnsafeReadableBytes { feed($0) }
@@ -96,8 +96,7 @@ public struct SSEUsageScanner: Sendable {
 
     @discardableResult
     public mutating func feed(_ chunk: UnsafeRawBufferPointer) -> Int {
-        precondition(!isFinished, "feed after finish")
-        guard let base = chunk.baseAddress, chunk.count > 0 else { return 0 }
+        guard !isFinished, let base = chunk.baseAddress, chunk.count > 0 else { return 0 }
         let p = base.assumingMemoryBound(to: UInt8.self)
         let n = chunk.count
         let offset = bytesScanned

@@ -8,6 +8,8 @@ import TollgateStorage
 /// client vanished first), it settles at the hold (worst case) on release, marked estimated.
 final class PendingSettlement: Sendable {
     let requestID: UUID
+    let tenantID: UUID
+    let model: String
     let price: Price
     let worstCase: Usage
     private let started: ContinuousClock.Instant
@@ -15,8 +17,11 @@ final class PendingSettlement: Sendable {
     private let logger: Logger
     private let done = Locked(false)
 
-    init(requestID: UUID, price: Price, worstCase: Usage, started: ContinuousClock.Instant, queue: SettlementQueue, logger: Logger) {
+    init(requestID: UUID, tenantID: UUID, model: String, price: Price, worstCase: Usage, started: ContinuousClock.Instant,
+         queue: SettlementQueue, logger: Logger) {
         self.requestID = requestID
+        self.tenantID = tenantID
+        self.model = model
         self.price = price
         self.worstCase = worstCase
         self.started = started
@@ -26,8 +31,11 @@ final class PendingSettlement: Sendable {
 
     func settle(usage: Usage, statusCode: Int, estimated: Bool, credentialID: UUID?, upstreamLatency: Duration?) async {
         guard claim() else { return }
+        let cost = price.cost(of: usage)
+        ProxyMetrics.usage(tenant: tenantID, model: model, promptTokens: usage.promptTokens,
+                           completionTokens: usage.completionTokens, costNanos: cost.nanos)
         await queue.submit(Settlement(
-            requestID: requestID, cost: price.cost(of: usage), usage: usage, statusCode: statusCode, estimated: estimated,
+            requestID: requestID, cost: cost, usage: usage, statusCode: statusCode, estimated: estimated,
             credentialID: credentialID, upstreamLatencyMs: upstreamLatency?.milliseconds,
             totalLatencyMs: (ContinuousClock.now - started).milliseconds))
     }

@@ -24,15 +24,22 @@ struct ProxyPipeline: Sendable {
     func handle(_ request: Request) async -> Response {
         let requestID = UUID()
         let started = ContinuousClock.now
+        ProxyMetrics.requestStarted()
+        defer { ProxyMetrics.requestFinished() }
+        let family = ProxyRoutes.route(method: request.method, path: request.uri.path)?.family.rawValue ?? "unknown"
+        let response: Response
         do {
-            return try await process(request, requestID: requestID, started: started)
+            response = try await process(request, requestID: requestID, started: started)
         } catch let error as ProxyError {
-            Counter(label: "tollgate_rejections_total", dimensions: [("reason", error.code)]).increment()
-            return error.response(requestID: requestID.apiString)
+            ProxyMetrics.rejection(error.code)
+            response = error.response(requestID: requestID.apiString)
         } catch {
             logger.error("proxy request failed", metadata: ["request_id": "\(requestID.apiString)", "error": "\(type(of: error))"])
-            return ProxyError.upstream(.badGateway, "The gateway failed to handle the request.").response(requestID: requestID.apiString)
+            response = ProxyError.upstream(.badGateway, "The gateway failed to handle the request.").response(requestID: requestID.apiString)
         }
+        // Streamed responses are still running here: this measures time to headers.
+        ProxyMetrics.request(endpoint: family, model: nil, status: Int(response.status.code), duration: ContinuousClock.now - started)
+        return response
     }
 
     private func process(_ request: Request, requestID: UUID, started: ContinuousClock.Instant) async throws -> Response {
@@ -103,7 +110,8 @@ struct ProxyPipeline: Sendable {
             let limits = RateLimitHeaders(key: key, outcome: outcome)
 
             // From here on the request holds budget: whatever happens, it settles exactly once.
-            let settlement = PendingSettlement(requestID: requestID, price: price, worstCase: worstCase,
+            let settlement = PendingSettlement(requestID: requestID, tenantID: key.tenantID, model: model, price: price,
+                                               worstCase: worstCase,
                                                started: started, queue: settlements, logger: logger)
             // 4. Forward.
             let upstream: UpstreamResponse
@@ -116,6 +124,7 @@ struct ProxyPipeline: Sendable {
                                         estimated: false, credentialID: nil, upstreamLatency: nil)
                 throw error
             }
+            ProxyMetrics.upstream(endpoint: route.family.rawValue, status: upstream.status, firstByte: upstream.firstByteLatency)
             // 5 + 6. Meter and settle (streamed or not).
             if inspected.stream, upstream.status == 200 {
                 return relayStream(upstream, settlement: settlement, maxCompletion: maxTokens, requestID: requestID, limits: limits)

@@ -619,6 +619,17 @@ private struct RequestScanner {
         var j = start
         var escaped = false
         while true {
+            // Eight bytes at a time while none is `"`, `\`, a control character or non-ASCII.
+            while j + 8 <= n {
+                let word = UnsafeRawPointer(p + j).loadUnaligned(as: UInt64.self)
+                let ones: UInt64 = 0x0101_0101_0101_0101
+                let high: UInt64 = 0x8080_8080_8080_8080
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | (word &- ones &* 0x20) | word
+                if special & high != 0 { break }
+                j += 8
+            }
             guard j < n else { throw .invalidJSON(offset: n, reason: .unterminatedString) }
             let byte = p[j]
             if byte &- 0x20 < 0x60 {  // printable ASCII
