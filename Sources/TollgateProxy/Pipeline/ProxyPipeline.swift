@@ -90,11 +90,11 @@ struct ProxyPipeline: Sendable {
                     maxTokens = requested
                 } else {
                     maxTokens = key.defaultMaxTokens ?? configuration.defaultMaxTokens
-                    forwardBody = BodyInspection.settingMaxTokens(body, to: maxTokens)
+                    forwardBody = BodyInspection.settingMaxTokens(body, to: maxTokens, inspected: inspected)
                 }
                 maxTokens *= max(1, inspected.choices)
             }
-            let worstCase = Usage(promptTokens: inspected.promptTokenUpperBound, completionTokens: maxTokens)
+            let worstCase = Usage(promptTokens: inspected.promptTokensUpperBound, completionTokens: maxTokens)
             let hold = price.cost(of: worstCase)
 
             // 3. Limit + reserve, atomically, durable before forwarding.
