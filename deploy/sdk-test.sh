@@ -27,8 +27,8 @@ if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
   say "installing $(tr '\n' ' ' < "$requirements")into $venv"
   rm -rf "$venv"
   mkdir -p "$(dirname "$venv")"
-  timeout 120 "$python" -m venv "$venv"
-  timeout 600 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  timeout --foreground 120 "$python" -m venv "$venv"
+  timeout --foreground 600 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     --no-input -r "$requirements"
   echo "$want" > "$venv/.requirements.sha256"
 fi
@@ -101,7 +101,7 @@ TOLLGATE_PROXY_URL="http://127.0.0.1:$proxy_port" \
 TOLLGATE_ADMIN_URL="http://127.0.0.1:$admin_port" \
 TOLLGATE_VIRTUAL_KEY="$(cat "$dir/demo-key")" \
 TOLLGATE_ADMIN_TOKEN="$(cat "$dir/admin-token")" \
-  timeout -k 10 "$pytest_timeout" "$venv/bin/python" -m pytest Tests/sdk \
+  timeout --foreground -k 10 "$pytest_timeout" "$venv/bin/python" -m pytest Tests/sdk \
     --rootdir "$root/Tests/sdk" -p no:cacheprovider -v "$@" || status=$?
 if [ "$status" -ne 0 ]; then
   [ "$status" -eq 124 ] && say "pytest did not finish within ${pytest_timeout}s"
