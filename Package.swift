@@ -7,7 +7,8 @@ import PackageDescription
 //   TollgateAdminAPI    code generated from admin/openapi.yaml (types, server protocol, client)
 //   TollgateAdmin       the admin API's HTTP layer (buildApplication, handlers, middleware)
 //   tollgate-admin      executable serving the admin API
-//   tollgate            the admin CLI
+//   TollgateCLI         the admin CLI's commands (a library, so tests run them in-process)
+//   tollgate            the admin CLI executable
 //   TollgateProxy       the data plane: authenticate → authorize → limit+reserve → forward → meter → settle
 //   tollgate-proxy      executable serving TollgateProxy
 //   MockMistral         the one fake: a faithful Mistral API double for tests, benchmarks, local stack
@@ -98,17 +99,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
-            name: "tollgate",
+        .target(
+            name: "TollgateCLI",
             dependencies: [
                 "TollgateDomain",
                 "TollgateStorage",
                 "TollgateAdminAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "tollgate",
+            dependencies: [
+                "TollgateCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -183,6 +193,20 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TollgateCLITests",
+            dependencies: [
+                "TollgateCLI",
+                "TollgateAdmin",
+                "TollgateDomain",
+                "TollgateStorage",
+                "TollgateTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings
         ),

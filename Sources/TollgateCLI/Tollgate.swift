@@ -7,9 +7,10 @@ import TollgateStorage
 
 /// `tollgate`: the admin CLI. This build has the commands that talk to the database directly,
 /// for the first minutes of a deployment; the API-backed commands come with the CLI issue.
-@main
-struct Tollgate: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+
+public struct Tollgate: AsyncParsableCommand {
+    public init() {}
+    public static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "Manage a Tollgate deployment.",
         subcommands: [Migrate.self, Bootstrap.self, GenerateSecrets.self, KeyringCommand.self])

@@ -1,0 +1,2 @@
+// Placeholder until CLI tests land; delete when adding real tests.
+import Testing
