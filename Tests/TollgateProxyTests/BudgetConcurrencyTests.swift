@@ -14,26 +14,7 @@ struct BudgetConcurrencyTests {
         let payload = Data(#"{"model":"mistral-small-latest","max_tokens":8,"messages":[{"role":"user","content":"Count to three."}]}"#.utf8)
         let budgetNanos: Int64 = 1_000_000  // 0.001 USD: a few dozen of these requests
         try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: budgetNanos), period: .monthly))) { h in
-            let port = try #require(h.client.port)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<200 {
-                    group.addTask {
-                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
-                        request.method = .POST
-                        request.headers.add(name: "Authorization", value: "Bearer \(h.seed.secret)")
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(data: payload))
-                        let response = try await http.execute(request, timeout: .seconds(30))
-                        _ = try await response.body.collect(upTo: 1 << 20)
-                        return Int(response.status.code)
-                    }
-                }
-                var all: [Int] = []
-                for try await status in group { all.append(status) }
-                return all
-            }
-            try await http.shutdown()
+            let statuses = try await h.fire(count: 200, body: payload)
             let admitted = statuses.filter { $0 == 200 }.count
             #expect(admitted > 0)
             #expect(statuses.contains(402), "the budget must have refused some of the 200 requests")
@@ -55,27 +36,7 @@ struct BudgetConcurrencyTests {
     @Test func concurrencyCapAdmitsAtMostCAtOnce() async throws {
         try await ProxyHarness.run(KeyOptions(limits: RateLimits(maxConcurrent: 2))) { h in
             h.mock.updateConfiguration { $0.latency = .milliseconds(300) }
-            let port = try #require(h.client.port)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
-            let payload = try JSONSerialization.data(withJSONObject: chatBody)
-            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
-                for _ in 0..<6 {
-                    group.addTask {
-                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
-                        request.method = .POST
-                        request.headers.add(name: "Authorization", value: "Bearer \(h.seed.secret)")
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(data: payload))
-                        let response = try await http.execute(request, timeout: .seconds(30))
-                        _ = try await response.body.collect(upTo: 1 << 20)
-                        return Int(response.status.code)
-                    }
-                }
-                var all: [Int] = []
-                for try await status in group { all.append(status) }
-                return all
-            }
-            try await http.shutdown()
+            let statuses = try await h.fire(count: 6, body: try JSONSerialization.data(withJSONObject: chatBody))
             #expect(statuses.filter { $0 == 200 }.count == 2, "\(statuses)")
             #expect(statuses.filter { $0 == 429 }.count == 4, "\(statuses)")
             _ = try await h.settled(expectedRows: 2)

@@ -162,3 +162,65 @@ struct ProxyPipelineTests {
         }
     }
 }
+
+/// Ledger cost equals the price table × the mock's usage on every metered endpoint.
+@Suite("Metered endpoints")
+struct MeteredEndpointTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        let path: String
+        let body: String
+        let input: Int64
+        let output: Int64
+        var testDescription: String { path }
+    }
+
+    static let cases: [Case] = [
+        Case(path: "/v1/fim/completions", body: #"{"model":"codestral-latest","prompt":"def add(a, b):","suffix":"\n","max_tokens":20}"#,
+             input: 300_000_000, output: 900_000_000),
+        Case(path: "/v1/moderations", body: #"{"model":"mistral-moderation-2411","input":["some text to check"]}"#,
+             input: 100_000_000, output: 0),
+        Case(path: "/v1/chat/moderations",
+             body: #"{"model":"mistral-moderation-2411","input":[[{"role":"user","content":"hello"}]]}"#,
+             input: 100_000_000, output: 0),
+        Case(path: "/v1/embeddings", body: #"{"model":"codestral-embed","input":["func a() {}","func b() {}"]}"#,
+             input: 150_000_000, output: 0),
+    ]
+
+    @Test(arguments: cases)
+    func costIsPriceTimesUsage(_ c: Case) async throws {
+        try await ProxyHarness.run { h in
+            let reply = try await h.send(.post, c.path, raw: c.body)
+            #expect(reply.status == .ok, "\(reply.body)")
+            let usage = try #require(reply.json["usage"] as? [String: Any], "\(reply.body)")
+            let prompt = usage["prompt_tokens"] as? Int ?? 0
+            let completion = usage["completion_tokens"] as? Int ?? 0
+            let rows = try await h.settled(expectedRows: 1)
+            #expect(rows.first?.costNanos == expectedCost(prompt: prompt, completion: completion, input: c.input, output: c.output))
+            #expect(rows.first?.promptTokens == prompt)
+            #expect(rows.first?.estimated == false)
+        }
+    }
+
+    @Test func oversizedAndDeeplyNestedBodiesAreRefused() async throws {
+        try await ProxyHarness.run(configure: { $0.maxBodyBytes = 4096 }) { h in
+            let big = try await h.send(.post, "/v1/chat/completions",
+                raw: #"{"model":"mistral-small-latest","messages":[{"role":"user","content":""# + String(repeating: "x", count: 5000) + #""}]}"#)
+            #expect(big.status == .contentTooLarge)
+            #expect(big.json["object"] as? String == "error")
+            let deep = try await h.send(.post, "/v1/chat/completions",
+                raw: #"{"model":"mistral-small-latest","messages":"# + String(repeating: "[", count: 500) + String(repeating: "]", count: 500) + "}")
+            #expect(deep.status == .badRequest)
+            #expect(h.mock.requestLog.count == 0)
+        }
+    }
+
+    @Test func unpricedModelsAreRefusedByDefault() async throws {
+        try await ProxyHarness.run { h in
+            let reply = try await h.send(.post, "/v1/chat/completions",
+                                         raw: #"{"model":"ft:open-mistral-7b:custom","messages":[{"role":"user","content":"hi"}]}"#)
+            #expect(reply.status == .forbidden)
+            #expect(reply.json["code"] as? String == "model_not_priced")
+            #expect(h.mock.requestLog.count == 0)
+        }
+    }
+}

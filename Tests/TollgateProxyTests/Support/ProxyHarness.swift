@@ -160,6 +160,36 @@ struct ProxyHarness: Sendable {
         }
     }
 
+    /// Sends `count` chat requests at once, spread over every replica, and returns their statuses.
+    func fire(count: Int, body: Data, key: String? = nil) async throws -> [Int] {
+        let ports = clients.compactMap(\.port)
+        let secret = key ?? seed.secret
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<count {
+                    let port = ports[index % ports.count]
+                    group.addTask {
+                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
+                        request.method = .POST
+                        request.headers.add(name: "Authorization", value: "Bearer \(secret)")
+                        request.headers.add(name: "Content-Type", value: "application/json")
+                        request.body = .bytes(ByteBuffer(data: body))
+                        let response = try await http.execute(request, timeout: .seconds(30))
+                        _ = try await response.body.collect(upTo: 1 << 20)
+                        return Int(response.status.code)
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            try await http.shutdown()
+            return statuses
+        } catch {
+            try? await http.shutdown()
+            throw error
+        }
+    }
+
     /// Waits until every admitted request has settled (settlement is asynchronous by design).
     func settled(expectedRows: Int, timeout: Duration = .seconds(10)) async throws -> [LedgerEntry] {
         let deadline = ContinuousClock.now + timeout
