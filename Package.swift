@@ -3,6 +3,7 @@ import PackageDescription
 
 // Module map (one concern per module):
 //   TollgateDomain      rules with no I/O: money, key formats, budgets, pricing, encryption envelope
+//   TollgateLogging     JSON log lines for the executables
 //   TollgateStorage     Postgres: migrations runner and repositories
 //   TollgateAdminAPI    code generated from admin/openapi.yaml (types, server protocol, client)
 //   TollgateAdmin       the admin API's HTTP layer (buildApplication, handlers, middleware)
@@ -55,6 +56,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "TollgateLogging",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "TollgateStorage",
             dependencies: [
                 "TollgateDomain",
@@ -95,6 +101,7 @@ let package = Package(
             name: "tollgate-admin",
             dependencies: [
                 "TollgateAdmin",
+                "TollgateLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -141,6 +148,7 @@ let package = Package(
             name: "tollgate-proxy",
             dependencies: [
                 "TollgateProxy",
+                "TollgateLogging",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

@@ -54,7 +54,7 @@ if [ ! -f "$dir/secrets.env" ]; then
 fi
 set -a; . "$dir/secrets.env"; set +a
 export TOLLGATE_ALLOW_PRIVATE_UPSTREAMS=true TOLLGATE_ADMIN_PORT=$admin_port TOLLGATE_PROXY_PORT=$proxy_port
-export TOLLGATE_JOURNAL_DIR="$dir/journal"
+export TOLLGATE_JOURNAL_DIR="$dir/journal" LOG_FORMAT=${LOG_FORMAT:-text}
 
 pids=()
 cleanup() {

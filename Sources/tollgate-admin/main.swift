@@ -6,17 +6,14 @@ import PostgresNIO
 import Prometheus
 import TollgateAdmin
 import TollgateDomain
+import TollgateLogging
 import TollgateStorage
 
 // tollgate-admin: the admin API server. Configuration comes from the environment (README).
 // Missing or invalid secrets stop the process at start with a message that names the setting,
 // never its value.
 
-LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info
-    return handler
-}
+JSONLogHandler.bootstrap(environment: ProcessInfo.processInfo.environment)
 let logger = Logger(label: "tollgate-admin")
 let environment = ProcessInfo.processInfo.environment
 

@@ -5,17 +5,14 @@ import Metrics
 import PostgresNIO
 import Prometheus
 import TollgateDomain
+import TollgateLogging
 import TollgateProxy
 import TollgateStorage
 
 // tollgate-proxy: the data plane. Applications call it instead of https://api.mistral.ai.
 // Configuration comes from the environment (README, "Configuration").
 
-LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
-    handler.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info") ?? .info
-    return handler
-}
+JSONLogHandler.bootstrap(environment: ProcessInfo.processInfo.environment)
 let logger = Logger(label: "tollgate-proxy")
 let environment = ProcessInfo.processInfo.environment
 
@@ -34,7 +31,7 @@ do {
         dependencies: ProxyDependencies(client: client, keyring: keyring, hasher: hasher, httpClient: httpClient, metrics: registry),
         logger: logger)
     try await app.runService()
-    try await httpClient.shutdown()
+    try await httpClient.shutdown().get()
 } catch {
     logger.critical("tollgate-proxy cannot start: \(error)")
     exit(1)

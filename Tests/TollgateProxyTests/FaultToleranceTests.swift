@@ -36,7 +36,7 @@ struct FaultToleranceTests {
                 received += chunk.readableBytes
                 if received > 300 { break }  // hang up mid-stream
             }
-            try await http.shutdown()
+            try await http.shutdown().get()
             let rows = try await h.settled(expectedRows: 1)
             let row = try #require(rows.first)
             #expect(row.estimated)
@@ -55,7 +55,7 @@ struct FaultToleranceTests {
             let http = HTTPClient(eventLoopGroupProvider: .singleton)
             let response = try await http.execute(request(port: port, key: h.seed.secret, body: Self.streamBody), timeout: .seconds(30))
             _ = try? await response.body.collect(upTo: 1 << 22)
-            try await http.shutdown()
+            try await http.shutdown().get()
             let rows = try await h.settled(expectedRows: 1)
             let row = try #require(rows.first)
             #expect(row.estimated)
@@ -148,7 +148,7 @@ struct FaultToleranceTests {
             let rows = try await h.settled(expectedRows: 5, timeout: .seconds(20))
             #expect(rows.count == 5)
             #expect(h.mock.requestLog.count == 5, "the refused request was never forwarded")
-            try await http.shutdown()
+            try await http.shutdown().get()
         }
     }
 

@@ -85,10 +85,10 @@ struct ProxyHarness: Sendable {
                                             databaseName: testDatabase.name, journalDirectory: journalRoot + "/0", clients: clients))
                 }
             } catch {
-                for http in https { try? await http.shutdown() }
+                for http in https { try? await http.shutdown().get() }
                 throw error
             }
-            for http in https { try await http.shutdown() }
+            for http in https { try await http.shutdown().get() }
         }
     }
 
@@ -182,10 +182,10 @@ struct ProxyHarness: Sendable {
                 }
                 return try await group.reduce(into: [Int]()) { $0.append($1) }
             }
-            try await http.shutdown()
+            try await http.shutdown().get()
             return statuses
         } catch {
-            try? await http.shutdown()
+            try? await http.shutdown().get()
             throw error
         }
     }
