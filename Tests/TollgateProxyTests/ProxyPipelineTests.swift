@@ -224,3 +224,30 @@ struct MeteredEndpointTests {
         }
     }
 }
+
+@Suite("Proxy secrets")
+struct ProxySecretTests {
+    /// Neither the virtual key nor the tenant's Mistral key appears in any response body, header or
+    /// log line, on success and error paths alike.
+    @Test func noSecretInResponsesOrLogs() async throws {
+        try await ProxyHarness.run(KeyOptions(limits: RateLimits(requestsPerMinute: 2))) { h in
+            var texts: [String] = []
+            h.mock.inject(.serverError(status: 500), count: 1, matching: "/v1/embeddings")
+            let failed = try await h.post("/v1/embeddings", ["model": "mistral-embed", "input": ["x"]])
+            #expect(failed.status.code == 500)
+            texts.append(failed.body)
+            for _ in 0..<2 {  // the second is over the requests/min limit
+                let reply = try await h.post("/v1/chat/completions", chatBody)
+                texts.append(reply.body)
+                texts.append(reply.headers.map { "\($0.name): \($0.value)" }.joined(separator: "\n"))
+            }
+            texts.append(try await h.post("/v1/chat/completions", chatBody, key: h.seed.secret + "x").body)
+            _ = try await h.settled(expectedRows: 2)
+            #expect(!h.logs.all.isEmpty, "the scan must have log lines to look at")
+            for text in texts + h.logs.all {
+                #expect(!text.contains(h.seed.secret), "virtual key leaked: \(text.prefix(200))")
+                #expect(!text.contains(upstreamSecret), "Mistral key leaked: \(text.prefix(200))")
+            }
+        }
+    }
+}

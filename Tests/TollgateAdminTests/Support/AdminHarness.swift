@@ -16,31 +16,6 @@ enum Canary {
     static let mistralSecret = "sk-canary-\(UUID().uuidString.replacingOccurrences(of: "-", with: ""))"
 }
 
-/// Collects every log line of an app under test, so tests can scan them for secrets.
-final class LogCapture: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lines: [String] = []
-
-    func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
-    var all: [String] { lock.lock(); defer { lock.unlock() }; return lines }
-
-    func logger() -> Logger {
-        Logger(label: "tollgate-admin-test") { _ in CapturingHandler(capture: self) }
-    }
-
-    struct CapturingHandler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] } set { metadata[key] = newValue }
-        }
-        func log(event: LogEvent) {
-            capture.append("\(event.level) \(event.message) \(metadata.merging(event.metadata ?? [:]) { $1 })")
-        }
-    }
-}
-
 /// The migrated template every admin test clones (migrating once per process keeps tests fast).
 func migratedTemplate() async throws -> String {
     try await TestPostgres.shared.migratedTemplate()

@@ -46,6 +46,7 @@ struct ProxyHarness: Sendable {
     let database: Database
     let seed: Seed
     let databaseName: String
+    let logs: LogCapture
     let journalDirectory: String
 
     /// Every replica's client (index 0 is `client`); replicas share the database, as in production.
@@ -57,7 +58,8 @@ struct ProxyHarness: Sendable {
         let mock = MockMistral(configuration: .init(acceptedKeys: [upstreamSecret]))
         try await mock.withRunningServer { server in
             let testDatabase = try await TestPostgres.shared.makeDatabase(template: try await TestPostgres.shared.migratedTemplate())
-            let logger = { var logger = Logger(label: "proxy-test"); logger.logLevel = .warning; return logger }()
+            let logs = LogCapture()
+            let logger = logs.logger(label: "proxy-test", level: .debug)
             let journalRoot = NSTemporaryDirectory() + "tollgate-journal-\(UUID().uuidString)"
             var apps: [any ApplicationProtocol] = []
             var https: [HTTPClient] = []
@@ -82,7 +84,7 @@ struct ProxyHarness: Sendable {
                 try await Self.runLive(allApps[...], clients: []) { clients in
                     let seed = try await Self.seed(database: database, upstream: server.baseURL, options: options)
                     try await body(ProxyHarness(client: clients[0], mock: mock, database: database, seed: seed,
-                                            databaseName: testDatabase.name, journalDirectory: journalRoot + "/0", clients: clients))
+                                            databaseName: testDatabase.name, logs: logs, journalDirectory: journalRoot + "/0", clients: clients))
                 }
             } catch {
                 for http in https { try? await http.shutdown().get() }
