@@ -174,6 +174,8 @@ let package = Package(
             name: "TollgateTestSupport",
             dependencies: [
                 "TollgateStorage",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

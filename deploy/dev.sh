@@ -23,10 +23,10 @@ mkdir -p "$dir"
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 echo "==> building ($config)"
-swift build -c "$config" --product tollgate-admin >/dev/null
-swift build -c "$config" --product tollgate >/dev/null
-swift build -c "$config" --product tollgate-mock-mistral >/dev/null
-swift build -c "$config" --product tollgate-proxy >/dev/null
+for product in tollgate-admin tollgate tollgate-mock-mistral tollgate-proxy; do
+  swift build -c "$config" --product "$product" > "$dir/build.log" 2>&1 \
+    || { grep -E "error:" "$dir/build.log" | head -20 >&2; echo "swift build of $product failed (log: $dir/build.log)" >&2; exit 1; }
+done
 bin=$(swift build -c "$config" --show-bin-path)
 
 # Postgres: a private cluster kept in $dir/pg; sockets in a short /tmp path (107-byte limit).
@@ -67,7 +67,7 @@ trap cleanup EXIT INT TERM
 
 "$bin/tollgate" migrate
 if [ ! -f "$dir/admin-token" ]; then
-  (umask 077; "$bin/tollgate" bootstrap --name dev | tail -n 1 > "$dir/admin-token")
+  (umask 077; "$bin/tollgate" bootstrap --name dev | grep -oE 'tg_admin_[0-9A-Za-z]{38}' > "$dir/admin-token")
 fi
 
 if [ -n "${MISTRAL_API_KEY:-}" ]; then

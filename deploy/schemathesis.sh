@@ -29,7 +29,7 @@ export DATABASE_URL="postgres://tollgate@127.0.0.1:$pg_port/postgres?sslmode=dis
 eval "$("$bin/tollgate" generate-secrets | sed 's/^/export /')"
 export TOLLGATE_ADMIN_PORT=$port
 "$bin/tollgate" migrate >/dev/null
-token=$("$bin/tollgate" bootstrap --name schemathesis | tail -n 1)
+token=$("$bin/tollgate" bootstrap --name schemathesis | grep -oE 'tg_admin_[0-9A-Za-z]{38}')
 "$bin/tollgate-admin" > "$work/admin.log" 2>&1 & admin_pid=$!
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 

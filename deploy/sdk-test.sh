@@ -23,7 +23,8 @@ say() { echo "sdk-test: $*" >&2; }
 
 # --- 1. Python requirements -------------------------------------------------------------------
 want=$(sha256sum "$requirements" | cut -d' ' -f1)
-if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
+if [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want" ] \
+   || ! "$venv/bin/python" -c 'import mistralai.client, openai, pytest' 2>/dev/null; then
   say "installing $(tr '\n' ' ' < "$requirements")into $venv"
   rm -rf "$venv"
   mkdir -p "$(dirname "$venv")"
@@ -47,6 +48,7 @@ PY
 dir=$(mktemp -d /tmp/tollgate-sdk-XXXXXX)
 log=$(mktemp /tmp/tollgate-sdk-log-XXXXXX)
 dev_pid=
+SECONDS=0
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 stop_stack() {
@@ -85,7 +87,10 @@ dev_pid=$!
 deadline=$((SECONDS + start_timeout))
 until grep -q 'Press Ctrl-C' "$log"; do
   if ! kill -0 "$dev_pid" 2>/dev/null; then
-    say "deploy/dev.sh exited before the stack was up; its log:"; cat "$log" >&2; exit 1
+    say "deploy/dev.sh exited before the stack was up; its log:"; cat "$log" >&2
+    # dev.sh sends swift build's stdout (where compiler errors go) to /dev/null.
+    tail -n 1 "$log" | grep -q '==> building\|CMakeLists.txt' && say "it stopped while building: run 'swift build' to see why"
+    exit 1
   fi
   if [ "$SECONDS" -ge "$deadline" ]; then
     say "the stack was not up after ${start_timeout}s; dev.sh log:"; cat "$log" >&2; exit 1

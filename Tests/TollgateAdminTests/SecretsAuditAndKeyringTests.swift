@@ -29,6 +29,10 @@ struct SecretsAuditAndKeyringTests {
             bodies.append(try await h.call(.post, "/v1/tenants/\(t.id)/credentials", token: t.admin,
                                            json: ["name": "main", "secret": Canary.mistralSecret]).body)
             bodies.append(try await h.call(.get, "/v1/whoami", token: keySecret).body)
+            let metrics = try await h.call(.get, "/metrics", token: nil)
+            #expect(metrics.status == .ok)
+            #expect(metrics.body.contains("hb_requests") || metrics.body.contains("http_"), "metrics are recorded: \(metrics.body.prefix(300))")
+            bodies.append(metrics.body)
             let audit = try await h.database.read { db in
                 var rows: [String] = []
                 for try await row in try await db.query("SELECT t::text FROM audit_log t", logger: h.database.logger).decode(String.self) {

@@ -244,6 +244,9 @@ struct ProxySecretTests {
             texts.append(try await h.post("/v1/chat/completions", chatBody, key: h.seed.secret + "x").body)
             _ = try await h.settled(expectedRows: 2)
             #expect(!h.logs.all.isEmpty, "the scan must have log lines to look at")
+            let metrics = try await h.send(.get, "/metrics")
+            #expect(metrics.body.contains("tollgate_cost_nanos_total"), "\(metrics.body.prefix(300))")
+            texts.append(metrics.body)
             for text in texts + h.logs.all {
                 #expect(!text.contains(h.seed.secret), "virtual key leaked: \(text.prefix(200))")
                 #expect(!text.contains(upstreamSecret), "Mistral key leaked: \(text.prefix(200))")

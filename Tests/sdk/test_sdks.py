@@ -102,8 +102,9 @@ WEATHER_TOOL = {
 
 
 def check_tool_arguments(arguments) -> dict:
-    # mistralai may hand back arguments already decoded (dict) or as the JSON text; openai always text.
-    parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
+    # On the wire (and so in both SDKs) the arguments are JSON text, not an object.
+    assert isinstance(arguments, str), f"arguments are not JSON text: {arguments!r}"
+    parsed = json.loads(arguments)
     assert isinstance(parsed, dict), f"arguments are not a JSON object: {arguments!r}"
     assert isinstance(parsed.get("location"), str) and parsed["location"], parsed
     assert parsed.get("unit") in ("celsius", "fahrenheit"), parsed
@@ -214,7 +215,6 @@ def test_tool_call_openai(oai):
     assert call.id
     assert call.type == "function"
     assert call.function.name == "get_weather"
-    assert isinstance(call.function.arguments, str)
     check_tool_arguments(call.function.arguments)
     check_usage(res.usage)
 

@@ -58,7 +58,8 @@ struct AdminHarness: Sendable {
         let migrations = try Migration.load(from: repositoryRoot.appendingPathComponent("migrations"))
         let app = try buildApplication(
             configuration: AdminConfiguration(databaseURL: testDatabase.url, migrateOnStart: false, maxBodyBytes: maxBodyBytes),
-            dependencies: AdminDependencies(client: postgres, keyring: keyring, hasher: testHasher, migrations: migrations),
+            dependencies: AdminDependencies(client: postgres, keyring: keyring, hasher: testHasher, migrations: migrations,
+                                            metrics: TestMetrics.registry),
             logger: logger)
         return try await app.test(.router) { client in
             let database = Database(client: postgres, logger: logger)

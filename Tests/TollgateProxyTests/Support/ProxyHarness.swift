@@ -73,7 +73,8 @@ struct ProxyHarness: Sendable {
                 let http = ProxyDependencies.makeHTTPClient(configuration)
                 apps.append(try buildProxyApplication(
                     configuration: configuration,
-                    dependencies: ProxyDependencies(client: postgres, keyring: proxyKeyring, hasher: proxyHasher, httpClient: http),
+                    dependencies: ProxyDependencies(client: postgres, keyring: proxyKeyring, hasher: proxyHasher, httpClient: http,
+                                                    metrics: TestMetrics.registry),
                     logger: logger))
                 https.append(http)
                 postgresClients.append(postgres)
