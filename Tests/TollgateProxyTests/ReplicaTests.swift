@@ -57,4 +57,27 @@ struct ReplicaTests {
             #expect(h.mock.requestLog.count == 3)
         }
     }
+
+    /// Cached key settings (here the model allow-list, which only the cache consults) follow an
+    /// admin change on every replica within a second, through LISTEN/NOTIFY, not the cache TTL.
+    @Test func allowListChangeReachesEveryReplicaWithinOneSecond() async throws {
+        try await ProxyHarness.run(replicas: 3, configure: { $0.keyCacheTTL = .seconds(600) }) { h in
+            #expect(try await h.fire(count: 3, body: Self.body).allSatisfy { $0 == 200 })
+            var changes = VirtualKeyChanges()
+            changes.allowedModels = ["codestral-*"]
+            try await h.database.transaction { db in
+                _ = try await VirtualKeyRepository(logger: h.database.logger).update(
+                    tenantID: h.seed.tenantID, id: h.seed.keyID, changes, on: db)
+            }
+            let changed = ContinuousClock.now
+            var statuses: [Int] = []
+            while ContinuousClock.now - changed < .seconds(1) {
+                statuses = try await h.fire(count: 3, body: Self.body)
+                if statuses.allSatisfy({ $0 == 403 }) { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(statuses == [403, 403, 403], "every replica refuses the model within 1 s")
+            #expect(ContinuousClock.now - changed < .seconds(1))
+        }
+    }
 }
