@@ -140,6 +140,22 @@ struct FaultToleranceTests {
                 try await Task.sleep(for: .milliseconds(20))
             }
             try await setConnections(allowed: false, database: h.databaseName)
+            do {
+                try await duringOutage(h, http: http, port: port, body: body, inFlight: inFlight)
+            } catch {
+                try await setConnections(allowed: true, database: h.databaseName)
+                throw error
+            }
+            try await setConnections(allowed: true, database: h.databaseName)
+            let rows = try await h.settled(expectedRows: 5, timeout: .seconds(60))
+            #expect(rows.count == 5)
+            #expect(h.mock.requestLog.count == 5, "the refused request was never forwarded")
+            try await http.shutdown().get()
+        }
+    }
+
+    private func duringOutage(_ h: ProxyHarness, http: HTTPClient, port: Int, body: Data,
+                              inFlight: Task<[Int], any Error>) async throws {
             let refused = try await http.execute(request(port: port, key: h.seed.secret, body: body), timeout: .seconds(30))
             _ = try await refused.body.collect(upTo: 1 << 20)
             #expect(refused.status == .serviceUnavailable)
@@ -150,12 +166,6 @@ struct FaultToleranceTests {
             let journalFile = try #require(try FileManager.default.contentsOfDirectory(atPath: h.journalDirectory).first)
             let journal = try String(contentsOfFile: h.journalDirectory + "/" + journalFile, encoding: .utf8)
             #expect(journal.split(separator: "\n").filter { $0.hasPrefix("S ") }.count == 5)
-            try await setConnections(allowed: true, database: h.databaseName)
-            let rows = try await h.settled(expectedRows: 5, timeout: .seconds(20))
-            #expect(rows.count == 5)
-            #expect(h.mock.requestLog.count == 5, "the refused request was never forwarded")
-            try await http.shutdown().get()
-        }
     }
 
     func holdCount(_ h: ProxyHarness) async throws -> Int {

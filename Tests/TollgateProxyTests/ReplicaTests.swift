@@ -49,10 +49,8 @@ struct ReplicaTests {
             try await h.database.transaction { db in
                 _ = try await VirtualKeyRepository(logger: h.database.logger).revoke(tenantID: h.seed.tenantID, id: h.seed.keyID, on: db)
             }
-            let revokedAt = ContinuousClock.now
-            try await Task.sleep(for: .milliseconds(100))
+            // Admission re-checks the key in the database, so the very next request is refused.
             let after = try await h.fire(count: 3, body: Self.body)
-            #expect(ContinuousClock.now - revokedAt < .seconds(1))
             #expect(after.allSatisfy { $0 == 403 }, "\(after)")
             #expect(h.mock.requestLog.count == 3)
         }
@@ -69,15 +67,11 @@ struct ReplicaTests {
                 _ = try await VirtualKeyRepository(logger: h.database.logger).update(
                     tenantID: h.seed.tenantID, id: h.seed.keyID, changes, on: db)
             }
-            let changed = ContinuousClock.now
-            var statuses: [Int] = []
-            while ContinuousClock.now - changed < .seconds(1) {
-                statuses = try await h.fire(count: 3, body: Self.body)
-                if statuses.allSatisfy({ $0 == 403 }) { break }
-                try await Task.sleep(for: .milliseconds(50))
-            }
+            // Requests sent one second after the change must all be refused (the cache TTL is 10 min,
+            // so only the change notification can have done it).
+            try await Task.sleep(for: .seconds(1))
+            let statuses = try await h.fire(count: 3, body: Self.body)
             #expect(statuses == [403, 403, 403], "every replica refuses the model within 1 s")
-            #expect(ContinuousClock.now - changed < .seconds(1))
         }
     }
 }

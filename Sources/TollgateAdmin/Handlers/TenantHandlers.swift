@@ -64,7 +64,12 @@ extension AdminAPI {
             guard let updated = try await tenants.update(
                 tenant.id, name: body.name, status: body.status.flatMap { TenantStatus(rawValue: $0.rawValue) }, on: db)
             else { throw Problem.notFound("Tenant") }
-            try await audit.record(body.status == .suspended ? "tenant.suspend" : "tenant.update", target: "tenant",
+            let action = switch body.status {
+            case .suspended: "tenant.suspend"
+            case .active where tenant.status == .suspended: "tenant.resume"
+            default: "tenant.update"
+            }
+            try await audit.record(action, target: "tenant",
                                    id: tenant.id, tenantID: tenant.id, diff: body, on: db)
             return updated
         }

@@ -42,6 +42,11 @@ final class SettlementQueue: Service, Sendable {
     /// Settlements still waiting for Postgres (for tests and graceful shutdown).
     var backlogCount: Int { pending.withLock { $0 } }
 
+    /// How long a shutting-down replica keeps trying to post what is queued. Whatever is left stays
+    /// in the journal and is posted by the next start.
+    static let shutdownFlushLimit: Duration = .seconds(10)
+    private let shutdownDeadline = Locked<ContinuousClock.Instant?>(nil)
+
     func run() async throws {
         for settlement in try journal.unacknowledged() {
             pending.withLock { $0 += 1 }
@@ -49,21 +54,27 @@ final class SettlementQueue: Service, Sendable {
         }
         await withGracefulShutdownHandler {
             for await settlement in stream {
-                await post(settlement)
+                guard await post(settlement) else { break }
                 let left = pending.withLock { $0 -= 1; return $0 }
                 backlog.record(left)
                 if left == 0 { try? await journal.compactIfIdle() }
             }
         } onGracefulShutdown: {
-            // Stop taking new work once everything queued so far is posted.
+            // Take no new work; flush what is queued, for a bounded time.
+            self.shutdownDeadline.withLock { $0 = .now + Self.shutdownFlushLimit }
             self.continuation.finish()
         }
     }
 
-    /// Posts one settlement, retrying with backoff until Postgres accepts it.
-    private func post(_ settlement: Settlement) async {
+    /// Posts one settlement, retrying with backoff until Postgres accepts it. Returns false when
+    /// shutting down and out of time (the settlement stays in the journal).
+    private func post(_ settlement: Settlement) async -> Bool {
         var delay: Duration = .milliseconds(100)
         while true {
+            if let deadline = shutdownDeadline.withLock({ $0 }), ContinuousClock.now > deadline {
+                logger.warning("shutting down with settlements left in the journal", metadata: ["pending": "\(backlogCount)"])
+                return false
+            }
             do {
                 let result = try await withDeadline(.seconds(5)) { [database, store] in
                     try await database.read { try await store.settle(settlement, on: $0) }
@@ -74,7 +85,7 @@ final class SettlementQueue: Service, Sendable {
                         "request_id": "\(settlement.requestID)", "overshoot_nanos": "\(result.overshoot.nanos)"])
                 }
                 try? await journal.acknowledge(settlement.requestID)
-                return
+                return true
             } catch {
                 logger.warning("settlement deferred: database unreachable", metadata: [
                     "request_id": "\(settlement.requestID)", "retry_in": "\(delay)"])

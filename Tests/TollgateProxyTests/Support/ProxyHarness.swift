@@ -197,7 +197,8 @@ struct ProxyHarness: Sendable {
     func settled(expectedRows: Int, timeout: Duration = .seconds(10)) async throws -> [LedgerEntry] {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let (holds, rows) = try await database.read { db in
+            // Each read is bounded too: after an outage the pool may still be backing off.
+            let snapshot = try? await withTimeLimit(.seconds(2)) { [database] in try await database.read { db in
                 var holds = 0
                 for try await n in try await db.query("SELECT count(*)::int FROM holds", logger: database.logger).decode(Int.self) { holds = n }
                 var rows: [LedgerEntry] = []
@@ -209,11 +210,11 @@ struct ProxyHarness: Sendable {
                                             costNanos: r.5, statusCode: r.6, estimated: r.7))
                 }
                 return (holds, rows)
-            }
-            if holds == 0 && rows.count >= expectedRows { return rows }
+            } }
+            if let (holds, rows) = snapshot, holds == 0 && rows.count >= expectedRows { return rows }
             if ContinuousClock.now > deadline {
-                Issue.record("timed out waiting for settlement: holds=\(holds) rows=\(rows.count)")
-                return rows
+                Issue.record("timed out waiting for settlement: holds=\(snapshot?.0 ?? -1) rows=\(snapshot?.1.count ?? -1)")
+                return snapshot?.1 ?? []
             }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -242,3 +243,14 @@ struct LedgerEntry: Sendable {
 }
 
 import Testing
+
+/// Runs `body` for at most `limit` (tests must not hang on a database that is away).
+func withTimeLimit<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask { try await Task.sleep(for: limit); return nil }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw CancellationError() }
+        return value
+    }
+}

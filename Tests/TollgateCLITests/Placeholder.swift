@@ -1,2 +1,0 @@
-// Placeholder until CLI tests land; delete when adding real tests.
-import Testing

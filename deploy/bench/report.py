@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Prints the benchmark table from run.sh's work directory and saves everything as one JSON file."""
+import argparse, glob, json, os, re, statistics
+
+PATHS = ("direct", "nginx", "tollgate")
+
+
+def load(work):
+    runs, ledgers = {}, {}
+    for f in glob.glob(f"{work}/out/*.json"):
+        base = os.path.basename(f)
+        if base.endswith(".wrk.json") or base.endswith(".raw.json") or base == "idle.json":
+            continue
+        d = json.load(open(f))
+        if base.endswith(".ledger.json"):
+            ledgers[d["scenario"]] = d
+        else:
+            runs[(d["scenario"], d["path"])] = d
+    idle = json.load(open(f"{work}/out/idle.json")) if os.path.exists(f"{work}/out/idle.json") else {}
+    lookups = {}
+    for f in glob.glob(f"{work}/out/keys*.lookup.txt"):
+        n = int(re.search(r"keys(\d+)", f).group(1))
+        times = [float(m) for m in re.findall(r"Execution Time: ([\d.]+) ms", open(f).read())]
+        if times:
+            lookups[n] = {"db_lookup_ms_p50": statistics.median(times), "samples": len(times)}
+    return runs, ledgers, idle, lookups
+
+
+def ms(us):
+    return None if us is None else us / 1000.0
+
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if unit == "ms":
+        return f"{v:.3f}"
+    if unit == "rps":
+        return f"{v:,.0f}"
+    if unit == "n":
+        return f"{int(v)}"
+    if unit == "f":
+        return f"{v:.0f}"
+    return f"{v:.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--context", required=True)
+    ap.add_argument("--json", required=True)
+    a = ap.parse_args()
+    runs, ledgers, idle, lookups = load(a.work)
+    ctx = json.load(open(a.context))
+
+    def lat(s, p, k):
+        r = runs.get((s, p))
+        return ms(r["result"]["latency_us"][k]) if r else None
+
+    def rps(s, p):
+        r = runs.get((s, p))
+        return r["result"]["rps"] if r else None
+
+    def non200(s, p):
+        r = runs.get((s, p))
+        if not r:
+            return None
+        e = r["result"]["errors"]
+        return e["status"] + e["connect"] + e["read"] + e["write"] + e["timeout"]
+
+    def stream(p, metric, k="p50"):
+        r = runs.get(("stream", p))
+        return ms(r["result"][metric][k]) if r else None
+
+    rows = []  # (label, unit, {path: value}, kind) kind: lat (lower better, show added) / thr
+
+    def row(label, unit, fn, kind):
+        vals = {p: fn(p) for p in PATHS}
+        if any(v is not None for v in vals.values()):
+            rows.append((label, unit, vals, kind))
+
+    for s, c in (("chat1", 1),):
+        row(f"chat c{c} p50 ms", "ms", lambda p: lat(s, p, "p50"), "lat")
+        row(f"chat c{c} p99 ms", "ms", lambda p: lat(s, p, "p99"), "lat")
+        row(f"chat c{c} p99.9 ms", "ms", lambda p: lat(s, p, "p99_9"), "lat")
+        row(f"chat c{c} req/s", "rps", lambda p: rps(s, p), "thr")
+    for s, c in (("chat32", 32), ("chat128", 128)):
+        row(f"chat c{c} req/s", "rps", lambda p, s=s: rps(s, p), "thr")
+        row(f"chat c{c} p99 ms", "ms", lambda p, s=s: lat(s, p, "p99"), "lat")
+        row(f"chat c{c} non-200", "n", lambda p, s=s: non200(s, p), "cnt")
+    row("stream c1 TTFB p50 ms", "ms", lambda p: stream(p, "ttfb_us"), "lat")
+    row("stream c1 first event p50 ms", "ms", lambda p: stream(p, "first_event_us"), "lat")
+    row("stream c1 last byte p50 ms", "ms", lambda p: stream(p, "last_byte_us"), "lat")
+    row("stream c1 last byte p99 ms", "ms", lambda p: stream(p, "last_byte_us", "p99"), "lat")
+    row("embed×64 c1 p50 ms", "ms", lambda p: lat("embed1", p, "p50"), "lat")
+    row("embed×64 c1 p99 ms", "ms", lambda p: lat("embed1", p, "p99"), "lat")
+    row("embed×64 c32 req/s", "rps", lambda p: rps("embed32", p), "thr")
+    row("embed×64 c32 p99 ms", "ms", lambda p: lat("embed32", p, "p99"), "lat")
+    row("embed×64 c32 non-200", "n", lambda p: non200("embed32", p), "cnt")
+
+    def cpu(s, p):
+        r = runs.get((s, p))
+        return r.get("cpu_us_per_request") if r else None
+    row("chat c32 server CPU µs/req", "f", lambda p: cpu("chat32", p), "lat")
+    row("embed c32 server CPU µs/req", "f", lambda p: cpu("embed32", p), "lat")
+    row("machine busy % (chat c32)", "f", lambda p: runs.get(("chat32", p), {}).get("machine_busy_pct"), "cnt")
+
+    head = f"{'scenario':<30}{'direct':>10}{'nginx':>10}{'tollgate':>10}{'tg-direct':>11}{'tg/direct':>10}{'tg/nginx':>10}"
+    lines = [head, "-" * len(head)]
+    for label, unit, v, kind in rows:
+        d, n, t = v["direct"], v["nginx"], v["tollgate"]
+        added = f"{t - d:+.3f}" if kind == "lat" and None not in (t, d) else ""
+        rd = f"{t / d:.2f}" if kind in ("lat", "thr") and t is not None and d else ""
+        rn = f"{t / n:.2f}" if kind in ("lat", "thr") and t is not None and n else ""
+        lines.append(f"{label:<30}{fmt(d, unit):>10}{fmt(n, unit):>10}{fmt(t, unit):>10}{added:>11}{rd:>10}{rn:>10}")
+
+    # Tollgate-only scenarios
+    extra = []
+    base_p50 = lat("chat1", "tollgate", "p50")
+    for key in sorted(k for k in runs if k[0].startswith("keys")):
+        n = int(key[0][4:])
+        p50 = lat(key[0], "tollgate", "p50")
+        lk = lookups.get(n, {}).get("db_lookup_ms_p50")
+        rel = f", {100 * (p50 / base_p50 - 1):+.1f}% vs base" if base_p50 and p50 else ""
+        extra.append(f"keys {n:>9,}: tollgate chat c1 p50 {fmt(p50, 'ms')} ms{rel}; uncached DB lookup p50 "
+                     f"{fmt(lk, 'ms')} ms")
+    for c in (32, 128):
+        s = f"replicas{c}"
+        if (s, "tollgate") in runs:
+            r1 = rps(f"chat{c}", "tollgate")
+            r2 = rps(s, "tollgate")
+            ratio = f" ({r2 / r1:.2f}× one proxy)" if r1 else ""
+            extra.append(f"2 replicas c{c}: {fmt(r2, 'rps')} req/s{ratio}, p99 {fmt(lat(s, 'tollgate', 'p99'), 'ms')} ms, "
+                         f"non-200 {non200(s, 'tollgate')}")
+
+    # Resources
+    res = []
+    idle_kb = sum(idle.get("rss_idle_kb", {}).values()) if idle else None
+    peak = max((r.get("rss_peak_kb", 0) for (s, p), r in runs.items() if p == "tollgate" and not s.startswith("replicas")),
+               default=None)
+    res.append(f"proxy RSS: idle {idle_kb / 1024:.1f} MB, peak {peak / 1024:.1f} MB (single proxy, all scenarios)"
+               if idle_kb and peak else "proxy RSS: -")
+    cpu = []
+    for (s, p), r in sorted(runs.items()):
+        if p == "tollgate" and r.get("cpu_us_per_request") is not None:
+            cpu.append(f"{s} {r['cpu_us_per_request']:.0f}")
+    res.append("proxy CPU µs/request: " + ", ".join(cpu))
+    peaks = [f"{s} {r['rss_peak_kb'] / 1024:.0f}" for (s, p), r in sorted(runs.items()) if p == "tollgate" and r.get("rss_peak_kb")]
+    res.append("proxy peak RSS MB by scenario: " + ", ".join(peaks))
+
+    led = [f"{s}: {'ok' if l['ok'] else 'FAILED ' + ','.join(k for k, v in l['checks'].items() if not v)} "
+           f"({l['delta']['rows_200']} rows, drain {l['settle_drain_s']}s)" for s, l in sorted(ledgers.items())]
+
+    # Targets
+    def tgt(name, ok, detail):
+        return f"[{'PASS' if ok else 'MISS' if ok is False else ' -- '}] {name}: {detail}"
+
+    targets = []
+    a50 = None if base_p50 is None or lat("chat1", "direct", "p50") is None else base_p50 - lat("chat1", "direct", "p50")
+    a99 = None if lat("chat1", "tollgate", "p99") is None else lat("chat1", "tollgate", "p99") - lat("chat1", "direct", "p99")
+    targets.append(tgt("added latency c1 p50 ≤ 0.3 ms", None if a50 is None else a50 <= 0.3, fmt(a50, "ms") + " ms"))
+    targets.append(tgt("added latency c1 p99 ≤ 1 ms", None if a99 is None else a99 <= 1.0, fmt(a99, "ms") + " ms"))
+    r32t, r32n = rps("chat32", "tollgate"), rps("chat32", "nginx")
+    if r32t and r32n:
+        ok = r32t >= 0.5 * r32n and non200("chat32", "tollgate") == 0
+        targets.append(tgt("c32 throughput ≥ 50% of nginx, 0 non-200", ok,
+                           f"{100 * r32t / r32n:.0f}% of nginx, {non200('chat32', 'tollgate')} non-200"))
+    if stream("tollgate", "ttfb_us") is not None:
+        add = stream("tollgate", "first_event_us") - stream("direct", "first_event_us")
+        addh = stream("tollgate", "ttfb_us") - stream("direct", "ttfb_us")
+        targets.append(tgt("streaming added TTFB p50 ≤ 1 ms", max(add, addh) <= 1.0,
+                           f"first byte {addh:+.3f} ms, first event {add:+.3f} ms"))
+    ks = sorted(k for k in runs if k[0].startswith("keys"))
+    if len(ks) >= 2:
+        lo, hi = lat(ks[0][0], "tollgate", "p50"), lat(ks[-1][0], "tollgate", "p50")
+        targets.append(tgt("key lookup flat (p50 within 10%)", abs(hi / lo - 1) <= 0.10,
+                           f"{ks[0][0]} {fmt(lo, 'ms')} ms → {ks[-1][0]} {fmt(hi, 'ms')} ms ({100 * (hi / lo - 1):+.1f}%)"))
+    if idle_kb:
+        targets.append(tgt("RSS idle ≤ 50 MB", idle_kb / 1024 <= 50, f"{idle_kb / 1024:.1f} MB"))
+    r128 = runs.get(("chat128", "tollgate"))
+    if r128:
+        targets.append(tgt("RSS at 128 connections ≤ 200 MB", r128["rss_peak_kb"] / 1024 <= 200,
+                           f"{r128['rss_peak_kb'] / 1024:.1f} MB"))
+    if ledgers:
+        targets.append(tgt("ledger: one row per 200, spent = usage × price", all(l["ok"] for l in ledgers.values()),
+                           f"{sum(l['ok'] for l in ledgers.values())}/{len(ledgers)} runs"))
+
+    loads = [r.get("load1_before", 0) for r in runs.values()]
+    if loads and max(loads) > 1.0:
+        targets.append(f"NOTE: other work was running (load average up to {max(loads):.1f} before a measurement); "
+                       "figures are noisy")
+    pin = "wrk on core 1, proxy+nginx on core 0" if ctx.get("pin") else "unpinned"
+    title = (f"Tollgate data-plane benchmark - {ctx.get('cpus')} CPUs, {pin}, {ctx.get('duration_s')} s per run, "
+             f"Postgres {ctx.get('postgres')}")
+    text = "\n".join([title, ""] + lines + [""] + extra + [""] + res + ["", "ledger checks: " + "; ".join(led), ""]
+                     + targets)
+    print("\n" + text)
+    out = {"context": ctx, "table": text,
+           "runs": {f"{s}.{p}": r for (s, p), r in sorted(runs.items())},
+           "ledger": ledgers, "idle": idle, "key_lookup": lookups}
+    os.makedirs(os.path.dirname(a.json), exist_ok=True)
+    json.dump(out, open(a.json, "w"), indent=1)
+    print(f"\nresults: {a.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# Tollgate data-plane benchmark (issue 5): one command, one machine.
+#
+# Starts a throwaway Postgres (stock settings: fsync on, synchronous_commit on - what an operator
+# runs), the mock Mistral server (zero added latency), nginx as a plain reverse proxy to the same
+# mock, and tollgate-proxy (release) with a real virtual key whose budgets and limits never trip.
+# Then measures, with the same load generator (wrk + deploy/bench/bench.lua; streaming with
+# deploy/bench/stream_client.py), each path in turn: direct → mock, nginx → mock, tollgate → mock.
+# After every Tollgate measurement it checks the ledger (one row per 200, spent = mock usage × price).
+# Prints one table (deploy/bench/report.py) and saves JSON under deploy/bench/results/.
+#
+# Environment:
+#   BENCH_DURATION=10     seconds per wrk measurement      BENCH_WARMUP=2  seconds of warm-up before each
+#   BENCH_PIN=0           1: wrk and the streaming client on core 1; proxy(s) and nginx on core 0;
+#                         mock and Postgres float. See README "Benchmarks" for the trade-off.
+#   BENCH_SCENARIOS=all   or a space-separated subset of: chat1 chat32 chat128 stream embed keys replicas
+#   BENCH_KEYS="10000 1000000"   key counts for the lookup scenario
+#   BENCH_SKIP_BUILD=0    1: use binaries already in $BENCH_BIN
+#   BENCH_BIN             default .build-bench/release (built with --scratch-path .build-bench)
+#   BENCH_KEEP=0          1: leave the work directory (logs, Postgres data) behind
+#   BENCH_PERF=           a scenario name (e.g. chat32): perf-record the proxy during it into results/perf-NAME.data
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+here=$root/deploy/bench
+
+duration=${BENCH_DURATION:-10}
+warmup=${BENCH_WARMUP:-2}
+pin=${BENCH_PIN:-0}
+scenarios=${BENCH_SCENARIOS:-all}
+key_counts=${BENCH_KEYS:-10000 1000000}
+bin=${BENCH_BIN:-$root/.build-bench/release}
+want() { [ "$scenarios" = all ] || [[ " $scenarios " == *" $1 "* ]]; }
+log() { printf '==> %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- build + tools
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  for product in tollgate tollgate-admin tollgate-mock-mistral tollgate-proxy; do
+    log "building $product (release, --scratch-path .build-bench)"
+    swift build -c release --scratch-path "$root/.build-bench" --product "$product" >/dev/null
+  done
+fi
+for exe in tollgate tollgate-admin tollgate-mock-mistral tollgate-proxy; do
+  [ -x "$bin/$exe" ] || { echo "missing $bin/$exe" >&2; exit 1; }
+done
+if ! command -v nginx >/dev/null; then
+  log "installing nginx from Debian"
+  apt-get install -y nginx-light >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nginx-light >/dev/null; }
+fi
+command -v wrk >/dev/null || { apt-get install -y wrk >/dev/null; }
+nginx_bin=$(command -v nginx)
+
+# ---------------------------------------------------------------- work dir, ports, pinning
+work=$(mktemp -d /tmp/tgb.XXXXXX)      # short: holds the Postgres socket (107-byte limit)
+chmod 755 "$work"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+pg_port=$(free_port); mock_port=$(free_port); nginx_port=$(free_port); proxy_port=$(free_port); proxy2_port=$(free_port)
+if [ "$pin" = 1 ]; then
+  load_pin=(taskset -c 1); sut_pin=(taskset -c 0)
+else
+  load_pin=(); sut_pin=()
+fi
+
+pids=()
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pgbin=$(pg_config --bindir)
+cleanup() {
+  set +e
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  wait 2>/dev/null
+  as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- Postgres (stock durability)
+log "Postgres 127.0.0.1:$pg_port (fsync=on, synchronous_commit=on: the defaults)"
+mkdir -p "$work/pg" "$work/s"; [ "$(id -u)" = 0 ] && chown postgres "$work/pg" "$work/s"
+as_pg "$pgbin/initdb" -D "$work/pg" -U tollgate -A trust --no-sync >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w \
+  -o "-p $pg_port -k $work/s -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+psql_() { psql -h 127.0.0.1 -p "$pg_port" -U tollgate -d "${PGDB:-tollgate}" -v ON_ERROR_STOP=1 -qtAX "$@"; }
+PGDB=postgres psql_ -c "CREATE DATABASE tollgate"
+export DATABASE_URL="postgres://tollgate@127.0.0.1:$pg_port/tollgate?sslmode=disable"
+
+"$bin/tollgate" generate-secrets > "$work/secrets.env"
+set -a; . "$work/secrets.env"; set +a
+"$bin/tollgate" migrate >/dev/null
+admin_token=$("$bin/tollgate" bootstrap --name bench | grep -o "tg_admin_[A-Za-z0-9]*" | head -n 1)
+
+# ---------------------------------------------------------------- mock + nginx
+mock_key=sk-mock-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+log "mock 127.0.0.1:$mock_port (latency 0, request log off)"
+"$bin/tollgate-mock-mistral" --port "$mock_port" --accept-key "$mock_key" --latency-ms 0 --chunk-delay-ms 0 \
+  --log-capacity 0 --quiet > "$work/mock.log" 2>&1 & pids+=($!); mock_pid=$!
+
+mkdir -p "$work/nginx"; chmod 777 "$work/nginx"
+cat > "$work/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;
+  upstream mock { server 127.0.0.1:$mock_port; keepalive 512; }
+  server {
+    listen 127.0.0.1:$nginx_port backlog=4096;
+    client_max_body_size 10m;
+    client_body_buffer_size 1m;
+    keepalive_requests 1000000;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;        # stream SSE as it arrives, like a gateway must
+    }
+  }
+}
+NGINX
+log "nginx 127.0.0.1:$nginx_port → mock"
+"${sut_pin[@]}" "$nginx_bin" -c "$work/nginx.conf" -p "$work/nginx"
+
+# ---------------------------------------------------------------- proxy + tenant + key (admin API)
+export TOLLGATE_ALLOW_PRIVATE_UPSTREAMS=true LOG_LEVEL=${LOG_LEVEL:-info}
+admin_port=$(free_port)
+TOLLGATE_ADMIN_PORT=$admin_port TOLLGATE_MIGRATE_ON_START=false "$bin/tollgate-admin" > "$work/admin.log" 2>&1 &
+admin_pid=$!; pids+=($admin_pid)
+start_proxy() {  # port id → pid
+  TOLLGATE_PROXY_PORT=$1 TOLLGATE_PROXY_ID=$2 TOLLGATE_JOURNAL_DIR=$work/journal-$2 \
+    "${sut_pin[@]}" "$bin/tollgate-proxy" > "$work/proxy-$2.log" 2>&1 &
+  echo $!
+}
+wait_http() { for _ in $(seq 1 150); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "not up: $1" >&2; return 1; }
+proxy_pid=$(start_proxy "$proxy_port" bench-1); pids+=($proxy_pid)
+wait_http "http://127.0.0.1:$admin_port/healthz"; wait_http "http://127.0.0.1:$proxy_port/healthz"
+wait_http "http://127.0.0.1:$mock_port/_mock/health"; wait_http "http://127.0.0.1:$nginx_port/_mock/health"
+
+api() { curl -fsS -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' "$@"; }
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+tenant=$(api -X POST "http://127.0.0.1:$admin_port/v1/tenants" \
+  -d '{"slug":"bench","name":"Benchmark","currency":"USD","budget":{"amount":"1000000000.00","period":"lifetime"}}' | json "['id']")
+printf '{"name":"mock","baseUrl":"http://127.0.0.1:%s","secret":"%s"}' "$mock_port" "$mock_key" \
+  | api -X POST "http://127.0.0.1:$admin_port/v1/tenants/$tenant/credentials" -d @- >/dev/null
+vkey_json=$(api -X POST "http://127.0.0.1:$admin_port/v1/tenants/$tenant/keys" \
+  -d '{"name":"bench","budget":{"amount":"1000000000.00","period":"lifetime"}}')
+vkey=$(json "['secret']" <<<"$vkey_json"); vkey_id=$(json "['key']['id']" <<<"$vkey_json")
+kill "$admin_pid"; wait "$admin_pid" 2>/dev/null || true   # not on the data path: keep it off the CPU
+log "tenant $tenant, key ${vkey:0:12}…"
+
+# ---------------------------------------------------------------- request bodies
+python3 - "$work" <<'PY'
+import json, sys
+w = sys.argv[1]
+system = "You are a concise assistant for an internal engineering team. Answer in plain English."
+user = ("Summarise the trade-offs between optimistic and pessimistic concurrency control for a "
+        "budget ledger that many API gateway replicas update at the same time. ") * 3
+chat = {"model": "mistral-small-latest", "max_tokens": 256, "temperature": 0.2,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}]}
+open(f"{w}/chat.json", "w").write(json.dumps(chat))
+open(f"{w}/stream.json", "w").write(json.dumps(dict(chat, stream=True)))
+inputs = [f"Document {i}: the quarterly report covers revenue, churn, support tickets and roadmap items." for i in range(64)]
+open(f"{w}/embed.json", "w").write(json.dumps({"model": "mistral-embed", "input": inputs}))
+PY
+for f in chat embed; do   # sanity: every path answers 200 before measuring
+  for port_key in "$mock_port:$mock_key" "$nginx_port:$mock_key" "$proxy_port:$vkey"; do
+    path=/v1/chat/completions; [ $f = embed ] && path=/v1/embeddings
+    code=$(curl -s -o "$work/probe.out" -w '%{http_code}' "http://127.0.0.1:${port_key%%:*}$path" \
+      -H "Authorization: Bearer ${port_key#*:}" -H 'Content-Type: application/json' --data-binary @"$work/$f.json")
+    [ "$code" = 200 ] || { echo "probe $f via port ${port_key%%:*}: HTTP $code: $(head -c 300 "$work/probe.out")" >&2; exit 1; }
+  done
+done
+
+# ---------------------------------------------------------------- measurement helpers
+mkdir -p "$work/out"
+ctx="$work/context.json"
+python3 - "$ctx" <<PY
+import json, sys, os
+json.dump({"duration_s": $duration, "warmup_s": $warmup, "pin": $pin, "cpus": os.cpu_count(),
+           "postgres": "15, stock settings (fsync=on, synchronous_commit=on)",
+           "proxy_pid": $proxy_pid, "key_id": "$vkey_id", "tenant_id": "$tenant"}, open(sys.argv[1], "w"))
+PY
+proxy_pids() { echo "${active_proxy_pids:-$proxy_pid}"; }
+# Processes whose CPU and RSS are sampled: the proxy(s) for tollgate, nginx's workers for nginx.
+sut_pids() {
+  case $1 in
+    tollgate) proxy_pids ;;
+    nginx) pgrep -d, -P "$(cat "$work/nginx.pid")" ;;
+    *) echo "" ;;
+  esac
+}
+active_proxy_pids=$proxy_pid
+sample_idle() {  # idle RSS of the proxy right after start + the probes
+  python3 "$here/measure.py" idle --pids "$(proxy_pids)" --out "$work/out/idle.json"
+}
+# run_wrk NAME PATH_LABEL PORT KEY BODY CONNS [URLPATH]
+run_wrk() {
+  local name=$1 label=$2 port=$3 key=$4 body=$5 conns=$6 urlpath=${7:-/v1/chat/completions}
+  local threads=$(( conns < 2 ? 1 : 2 ))
+  log "$name / $label: $conns connection(s), ${duration}s"
+  local env=(BENCH_PATH=$urlpath BENCH_KEY=$key BENCH_BODY=$work/$body.json)
+  if [ "$warmup" != 0 ]; then
+    env "${env[@]}" BENCH_OUT=/dev/null "${load_pin[@]}" wrk -t"$threads" -c"$conns" -d"${warmup}s" --timeout 10s \
+      -s "$here/bench.lua" "http://127.0.0.1:$port" >/dev/null
+  fi
+  local before=""
+  [ "$label" = tollgate ] && before=$(ledger_snapshot)
+  local perf_pid=""
+  if [ "$label" = tollgate ] && [ "${BENCH_PERF:-}" = "$name" ]; then   # optional CPU profile of the proxy
+    perf record -F 499 -g -p "$(proxy_pids)" -o "$here/results/perf-$name.data" >/dev/null 2>&1 & perf_pid=$!
+  fi
+  python3 "$here/measure.py" run --pids "$(sut_pids "$label")" \
+    --out "$work/out/$name.$label.json" --result "$work/out/$name.$label.wrk.json" \
+    --meta "scenario=$name" --meta "path=$label" --meta "connections=$conns" -- \
+    env "${env[@]}" BENCH_OUT="$work/out/$name.$label.wrk.json" "${load_pin[@]}" \
+    wrk -t"$threads" -c"$conns" -d"${duration}s" --timeout 10s -s "$here/bench.lua" "http://127.0.0.1:$port" >/dev/null
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
+  if [ "$label" = tollgate ]; then
+    curl -fsS "http://127.0.0.1:$port/metrics" > "$work/out/$name.metrics.txt" 2>/dev/null || true
+    local model=mistral-small-latest; [ "$body" = embed ] && model=mistral-embed
+    ledger_check "$name" "$before" "$model" "$conns"
+  fi
+  return 0
+}
+
+# Ledger check: between two snapshots, rows = requests the mock served, one 200 row per mock 200,
+# Σcost = key spend = tenant spend = Σ over requests of ceil((prompt×in + completion×out)/1e6),
+# computed from the mock's own usage counters; nothing left reserved once settled.
+pg_cmd="psql -h 127.0.0.1 -p $pg_port -U tollgate -d tollgate -qtAX"
+ledger_args=(--psql "$pg_cmd" --mock "http://127.0.0.1:$mock_port" --key "$vkey_id" --tenant "$tenant")
+ledger_snapshot() { python3 "$here/measure.py" snapshot "${ledger_args[@]}"; }
+ledger_check() {  # NAME BEFORE MODEL CONNS
+  python3 "$here/measure.py" ledger "${ledger_args[@]}" --name "$1" --before "$2" --model "$3" --conns "$4" \
+    --out "$work/out/$1.ledger.json" --wrk "$work/out/$1.tollgate.wrk.json"
+}
+
+sample_idle
+
+mkdir -p "$here/results"
+# ---------------------------------------------------------------- scenarios
+paths=("direct:$mock_port:$mock_key" "nginx:$nginx_port:$mock_key" "tollgate:$proxy_port:$vkey")
+for spec in "chat1:chat:1" "chat32:chat:32" "chat128:chat:128" "embed1:embed:1" "embed32:embed:32"; do
+  IFS=: read -r name body conns <<<"$spec"
+  base=${name%%[0-9]*}; [ "$base" = embed ] && { want embed || continue; } || { want "$name" || continue; }
+  urlpath=/v1/chat/completions; [ "$body" = embed ] && urlpath=/v1/embeddings
+  for p in "${paths[@]}"; do
+    IFS=: read -r label port key <<<"$p"
+    run_wrk "$name" "$label" "$port" "$key" "$body" "$conns" "$urlpath"
+  done
+done
+
+if want stream; then
+  for p in "${paths[@]}"; do
+    IFS=: read -r label port key <<<"$p"
+    log "stream / $label: 1 connection, ${duration}s"
+    before=""; [ "$label" = tollgate ] && before=$(ledger_snapshot)
+    python3 "$here/measure.py" run --pids "$(sut_pids "$label")" \
+      --out "$work/out/stream.$label.json" --result "$work/out/stream.$label.raw.json" \
+      --meta scenario=stream --meta "path=$label" --meta connections=1 -- \
+      sh -c "${load_pin[*]} python3 '$here/stream_client.py' --port $port --key '$key' --body '$work/stream.json' \
+             --duration $duration > '$work/out/stream.$label.raw.json'"
+    if [ "$label" = tollgate ]; then
+      cp "$work/out/stream.tollgate.raw.json" "$work/out/stream.tollgate.wrk.json"
+      ledger_check stream "$before" mistral-small-latest 1
+    fi
+  done
+fi
+
+if want keys; then
+  hash_hex=$(psql_ -c "SELECT encode(key_hash,'hex') FROM virtual_key_secrets WHERE key_id = '$vkey_id'")
+  have=$(psql_ -c "SELECT count(*) FROM virtual_key_secrets")
+  for n in $key_counts; do
+    add=$(( n - have ))
+    if [ "$add" -gt 0 ]; then
+      log "keys: inserting $add keys (total $n) with random hashes"
+      t0=$(date +%s.%N)
+      # Triggers off for the bulk load: a million change notifications would only measure LISTEN.
+      psql_ <<SQL
+SET session_replication_role = replica;
+WITH k AS (
+  INSERT INTO virtual_keys (id, tenant_id, name, display_prefix)
+  SELECT gen_random_uuid(), '$tenant', 'bulk-' || g, 'tg_live_' || lpad(to_hex(g), 4, '0')
+  FROM generate_series($have + 1, $n) g
+  RETURNING id, display_prefix)
+INSERT INTO virtual_key_secrets (key_hash, key_id, tenant_id, display_prefix)
+SELECT sha256(uuid_send(gen_random_uuid())), id, '$tenant', display_prefix FROM k;
+SQL
+      psql_ -c "VACUUM ANALYZE virtual_keys" -c "VACUUM ANALYZE virtual_key_secrets"
+      log "keys: inserted in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
+      have=$n
+    fi
+    # Database-side cost of one uncached lookup (the proxy's exact query), median of 200 runs.
+    psql_ > "$work/out/keys$n.lookup.txt" <<SQL
+PREPARE lk(bytea) AS SELECT k.id, t.wrapped_data_key FROM virtual_key_secrets s
+  JOIN virtual_keys k ON k.id = s.key_id JOIN tenants t ON t.id = k.tenant_id
+  WHERE s.key_hash = \$1 AND (s.valid_until IS NULL OR s.valid_until > now());
+\o /dev/null
+$(for _ in $(seq 1 20); do echo "EXPLAIN (ANALYZE, TIMING OFF) EXECUTE lk('\\x$hash_hex');"; done)
+\o
+$(for _ in $(seq 1 200); do echo "EXPLAIN (ANALYZE, SUMMARY ON, TIMING OFF) EXECUTE lk('\\x$hash_hex');"; done)
+SQL
+    # Restart the proxy so its key cache starts cold against the bigger table.
+    kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
+    proxy_pid=$(start_proxy "$proxy_port" bench-1); pids+=($proxy_pid); active_proxy_pids=$proxy_pid
+    wait_http "http://127.0.0.1:$proxy_port/healthz"
+    run_wrk "keys$n" tollgate "$proxy_port" "$vkey" chat 1
+  done
+fi
+
+if want replicas; then
+  proxy2_pid=$(start_proxy "$proxy2_port" bench-2); pids+=($proxy2_pid)
+  wait_http "http://127.0.0.1:$proxy2_port/healthz"
+  active_proxy_pids="$proxy_pid,$proxy2_pid"
+  for conns in 32 128; do
+    name=replicas$conns; half=$(( conns / 2 ))
+    log "$name / tollgate×2: $half + $half connections, ${duration}s"
+    env=(BENCH_PATH=/v1/chat/completions BENCH_KEY=$vkey BENCH_BODY=$work/chat.json)
+    if [ "$warmup" != 0 ]; then
+      wpids=()
+      for port in $proxy_port $proxy2_port; do
+        env "${env[@]}" BENCH_OUT=/dev/null "${load_pin[@]}" wrk -t1 -c"$half" -d"${warmup}s" -s "$here/bench.lua" "http://127.0.0.1:$port" >/dev/null &
+        wpids+=($!)
+      done
+      wait "${wpids[@]}"
+    fi
+    before=$(ledger_snapshot)
+    python3 "$here/measure.py" run --pids "$active_proxy_pids" --out "$work/out/$name.tollgate.json" \
+      --result "$work/out/$name.tollgate.wrk.json" --result2 "$work/out/$name.b.wrk.json" \
+      --meta "scenario=$name" --meta path=tollgate --meta "connections=$conns" -- sh -c "
+      env ${env[*]} BENCH_OUT=$work/out/$name.tollgate.wrk.json ${load_pin[*]} wrk -t1 -c$half -d${duration}s --timeout 10s -s $here/bench.lua http://127.0.0.1:$proxy_port >/dev/null &
+      env ${env[*]} BENCH_OUT=$work/out/$name.b.wrk.json ${load_pin[*]} wrk -t1 -c$half -d${duration}s --timeout 10s -s $here/bench.lua http://127.0.0.1:$proxy2_port >/dev/null &
+      wait"
+    ledger_check "$name" "$before" mistral-small-latest "$conns"
+  done
+fi
+
+# ---------------------------------------------------------------- report
+mkdir -p "$here/results"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+python3 "$here/report.py" --work "$work" --context "$ctx" --json "$here/results/bench-$stamp.json"
