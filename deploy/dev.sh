@@ -116,6 +116,7 @@ Try it:
     -H 'Content-Type: application/json' \\
     -d '{"model":"mistral-small-latest","messages":[{"role":"user","content":"Hello!"}]}'
 
+  pip install mistralai   # once; then:
   python3 -c 'from mistralai.client import Mistral; c = Mistral(api_key="$demo_key", server_url="http://127.0.0.1:$proxy_port"); print(c.chat.complete(model="mistral-small-latest", messages=[{"role": "user", "content": "Hello!"}]).choices[0].message.content)'
 
 Press Ctrl-C to stop.
