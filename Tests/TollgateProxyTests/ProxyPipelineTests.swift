@@ -201,6 +201,21 @@ struct MeteredEndpointTests {
         }
     }
 
+    /// OCR is billed per page: the hold covers the pages named (or a default), the ledger the pages processed.
+    @Test func ocrIsChargedPerProcessedPage() async throws {
+        try await ProxyHarness.run { h in
+            let reply = try await h.send(.post, "/v1/ocr", raw: #"""
+                {"model":"mistral-ocr-latest","document":{"type":"document_url","document_url":"https://example.com/a.pdf"},"pages":[0,2,5]}
+                """#)
+            #expect(reply.status == .ok, "\(reply.body)")
+            let processed = try #require((reply.json["usage_info"] as? [String: Any])?["pages_processed"] as? Int)
+            #expect(processed == 3)
+            let rows = try await h.settled(expectedRows: 1)
+            #expect(rows.first?.costNanos == Int64(processed) * 4_000_000, "mistral-ocr-latest: $0.004 per page")
+            #expect(rows.first?.estimated == false)
+        }
+    }
+
     @Test func oversizedAndDeeplyNestedBodiesAreRefused() async throws {
         try await ProxyHarness.run(configure: { $0.maxBodyBytes = 4096 }) { h in
             let big = try await h.send(.post, "/v1/chat/completions",

@@ -17,6 +17,7 @@
 #   BENCH_KEYS="10000 1000000"   key counts for the lookup scenario
 #   BENCH_SKIP_BUILD=0    1: use binaries already in $BENCH_BIN
 #   BENCH_BIN             default .build-bench/release (built with --scratch-path .build-bench)
+#   BENCH_PG_OPTS=       extra postgres options, e.g. "-c synchronous_commit=off" (diagnosis only; not the published setup)
 #   BENCH_KEEP=0          1: leave the work directory (logs, Postgres data) behind
 #   BENCH_PERF=           a scenario name (e.g. chat32): perf-record the proxy during it into results/perf-NAME.data
 set -euo pipefail
@@ -76,11 +77,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- Postgres (stock durability)
-log "Postgres 127.0.0.1:$pg_port (fsync=on, synchronous_commit=on: the defaults)"
+log "Postgres 127.0.0.1:$pg_port (stock: fsync=on, synchronous_commit=on) ${BENCH_PG_OPTS:-}"
 mkdir -p "$work/pg" "$work/s"; [ "$(id -u)" = 0 ] && chown postgres "$work/pg" "$work/s"
 as_pg "$pgbin/initdb" -D "$work/pg" -U tollgate -A trust --no-sync >/dev/null
 as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w \
-  -o "-p $pg_port -k $work/s -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+  -o "-p $pg_port -k $work/s -c listen_addresses=127.0.0.1 -c max_connections=200 ${BENCH_PG_OPTS:-}" start >/dev/null
 psql_() { psql -h 127.0.0.1 -p "$pg_port" -U tollgate -d "${PGDB:-tollgate}" -v ON_ERROR_STOP=1 -qtAX "$@"; }
 PGDB=postgres psql_ -c "CREATE DATABASE tollgate"
 export DATABASE_URL="postgres://tollgate@127.0.0.1:$pg_port/tollgate?sslmode=disable"
@@ -180,7 +181,7 @@ ctx="$work/context.json"
 python3 - "$ctx" <<PY
 import json, sys, os
 json.dump({"duration_s": $duration, "warmup_s": $warmup, "pin": $pin, "cpus": os.cpu_count(),
-           "postgres": "15, stock settings (fsync=on, synchronous_commit=on)",
+           "postgres": "15, stock settings (fsync=on, synchronous_commit=on) ${BENCH_PG_OPTS:-}",
            "proxy_pid": $proxy_pid, "key_id": "$vkey_id", "tenant_id": "$tenant"}, open(sys.argv[1], "w"))
 PY
 proxy_pids() { echo "${active_proxy_pids:-$proxy_pid}"; }

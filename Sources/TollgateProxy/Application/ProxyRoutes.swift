@@ -6,6 +6,8 @@ enum RouteKind: Sendable, Equatable {
     /// Billed by tokens from `usage`: the request carries `model`; `completes` means it generates
     /// output bounded by `max_tokens` (chat, FIM) rather than only reading input (embeddings, …).
     case metered(completes: Bool)
+    /// Billed per page from `usage_info.pages_processed` (OCR).
+    case meteredByPage
     /// Forwarded after authentication and the endpoint allow-list; nothing to bill.
     case passThrough
     /// Known Mistral endpoint the gateway cannot meter yet: refused rather than forwarded unbilled.
@@ -55,7 +57,7 @@ enum ProxyRoutes {
         case (.get, "conversations"), (.delete, "conversations"):
             return ProxyRoute(family: .conversations, kind: .passThrough)
         case (.post, "ocr") where rest.count == 1:
-            return ProxyRoute(family: .ocr, kind: .unsupported)
+            return ProxyRoute(family: .ocr, kind: .meteredByPage)
         default:
             return nil
         }

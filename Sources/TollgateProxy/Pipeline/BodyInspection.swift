@@ -20,6 +20,17 @@ enum BodyInspection {
         MaxTokensInjection.inject(maxTokens: value, into: body, inspected: inspected) ?? body
     }
 
+    /// The number of pages an OCR request names (`"pages": [0, 2, 5]`), or nil when it names none.
+    /// OCR bodies are small (documents travel by URL or as one base64 string), so Foundation is fine here.
+    static func requestedPageCount(_ body: ByteBuffer) throws -> Int? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else { return nil }
+        guard let pages = object["pages"], !(pages is NSNull) else { return nil }
+        guard let list = pages as? [Any] else {
+            throw ProxyError.badRequest("invalid_field", "'pages' must be a list of page numbers.")
+        }
+        return list.count
+    }
+
     static func usage(in body: ByteBuffer) -> Usage? {
         UsageExtractor.usage(fromJSON: body)
     }

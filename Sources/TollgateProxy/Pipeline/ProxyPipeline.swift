@@ -73,7 +73,7 @@ struct ProxyPipeline: Sendable {
                                                        body: body.readableBytes > 0 ? body : nil, credentials: credentials,
                                                        requestID: requestID.apiString)
             return relayUnmetered(upstream, requestID: requestID)
-        case .metered(let completes):
+        case .metered, .meteredByPage:
             let inspected = try BodyInspection.inspect(body)
             guard let model = inspected.model else {
                 throw ProxyError.badRequest("missing_model", "The request body must name a 'model'.")
@@ -85,7 +85,11 @@ struct ProxyPipeline: Sendable {
             // The hold must bound the cost, so generating endpoints always carry max_tokens.
             var forwardBody = body
             var maxTokens = 0
-            if completes {
+            var pages = 0
+            if route.kind == .meteredByPage {
+                pages = try BodyInspection.requestedPageCount(body) ?? configuration.ocrDefaultPages
+            }
+            if route.kind == .metered(completes: true) {
                 if let requested = inspected.maxTokens {
                     maxTokens = requested
                 } else {
@@ -94,7 +98,9 @@ struct ProxyPipeline: Sendable {
                 }
                 maxTokens *= max(1, inspected.choices)
             }
-            let worstCase = Usage(promptTokens: inspected.promptTokensUpperBound, completionTokens: maxTokens)
+            let worstCase = route.kind == .meteredByPage
+                ? Usage(pages: pages)
+                : Usage(promptTokens: inspected.promptTokensUpperBound, completionTokens: maxTokens)
             let hold = price.cost(of: worstCase)
 
             // 3. Limit + reserve, atomically, durable before forwarding.
