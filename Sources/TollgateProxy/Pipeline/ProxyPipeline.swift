@@ -111,7 +111,7 @@ struct ProxyPipeline: Sendable {
                 metadataJSON: metadata.json, traceparent: metadata.traceparent)
             let reserveStart = ContinuousClock.now
             let outcome = try await admission.admit(reservation)
-            Timer(label: "tollgate_reservation_seconds").recordNanoseconds((ContinuousClock.now - reserveStart).nanoseconds)
+            ProxyMetrics.reservation(ContinuousClock.now - reserveStart)
             if let refusal = outcome.refusal(currency: key.currency) { throw refusal }
             let limits = RateLimitHeaders(key: key, outcome: outcome)
 

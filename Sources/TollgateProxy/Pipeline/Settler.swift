@@ -9,13 +9,20 @@ import TollgateStorage
 /// Postgres is unreachable it is retried, and after a crash the journal is replayed at start.
 /// Replays are harmless: `tollgate_settle` does nothing for a request already settled.
 final class SettlementQueue: Service, Sendable {
+    /// Most settlements posted in one round trip.
+    static let maxBatch = 256
+    /// How long a shutting-down replica keeps trying to post what is queued. Whatever is left stays
+    /// in the journal and is posted by the next start.
+    static let shutdownFlushLimit: Duration = .seconds(10)
+
     private let database: Database
     private let store: SettlementStore
     private let journal: SettlementJournal
     private let logger: Logger
-    private let stream: AsyncStream<Settlement>
-    private let continuation: AsyncStream<Settlement>.Continuation
-    private let pending = Locked(0)
+    private let queued = Locked([Settlement]())
+    private let wakeUp: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+    private let shutdownDeadline = Locked<ContinuousClock.Instant?>(nil)
     private let backlog = Gauge(label: "tollgate_settlement_backlog")
     private let overshoot = Counter(label: "tollgate_overshoot_nanos_total")
 
@@ -24,7 +31,7 @@ final class SettlementQueue: Service, Sendable {
         self.store = SettlementStore(logger: logger)
         self.journal = journal
         self.logger = logger
-        (stream, continuation) = AsyncStream.makeStream(of: Settlement.self)
+        (wakeUp, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     /// Records the settlement durably (journal) and queues it for Postgres.
@@ -34,61 +41,77 @@ final class SettlementQueue: Service, Sendable {
         } catch {
             logger.error("settlement journal write failed; settling directly", metadata: ["error": "\(error)"])
         }
-        pending.withLock { $0 += 1 }
-        backlog.record(pending.withLock { $0 })
-        continuation.yield(settlement)
+        let count = queued.withLock { $0.append(settlement); return $0.count }
+        backlog.record(count)
+        wake.yield()
     }
 
     /// Settlements still waiting for Postgres (for tests and graceful shutdown).
-    var backlogCount: Int { pending.withLock { $0 } }
-
-    /// How long a shutting-down replica keeps trying to post what is queued. Whatever is left stays
-    /// in the journal and is posted by the next start.
-    static let shutdownFlushLimit: Duration = .seconds(10)
-    private let shutdownDeadline = Locked<ContinuousClock.Instant?>(nil)
+    var backlogCount: Int { queued.withLock { $0.count } }
 
     func run() async throws {
-        for settlement in try journal.unacknowledged() {
-            pending.withLock { $0 += 1 }
-            continuation.yield(settlement)
+        let replay = try journal.unacknowledged()
+        if !replay.isEmpty {
+            queued.withLock { $0.insert(contentsOf: replay, at: 0) }
+            wake.yield()
         }
         await withGracefulShutdownHandler {
-            for await settlement in stream {
-                guard await post(settlement) else { break }
-                let left = pending.withLock { $0 -= 1; return $0 }
-                backlog.record(left)
-                if left == 0 { try? await journal.compactIfIdle() }
+            for await _ in wakeUp {
+                guard await drain() else { return }
             }
+            // Shutting down: post what is left, within the flush limit.
+            _ = await drain()
         } onGracefulShutdown: {
-            // Take no new work; flush what is queued, for a bounded time.
             self.shutdownDeadline.withLock { $0 = .now + Self.shutdownFlushLimit }
-            self.continuation.finish()
+            self.wake.finish()
         }
     }
 
-    /// Posts one settlement, retrying with backoff until Postgres accepts it. Returns false when
-    /// shutting down and out of time (the settlement stays in the journal).
-    private func post(_ settlement: Settlement) async -> Bool {
+    /// Posts everything queued, in batches: whatever queued up while the previous batch was in
+    /// flight goes in one round trip and one commit, so settlement keeps up with admission.
+    /// Returns false when out of time while shutting down.
+    private func drain() async -> Bool {
+        while true {
+            let batch = queued.withLock { queue -> [Settlement] in
+                let taken = Array(queue.prefix(Self.maxBatch))
+                queue.removeFirst(taken.count)
+                return taken
+            }
+            guard !batch.isEmpty else {
+                try? await journal.compactIfIdle()
+                return true
+            }
+            guard await post(batch) else {
+                queued.withLock { $0.insert(contentsOf: batch, at: 0) }
+                return false
+            }
+            backlog.record(backlogCount)
+        }
+    }
+
+    /// Posts one batch, retrying with backoff until Postgres accepts it. Returns false when
+    /// shutting down and out of time (the settlements stay in the journal).
+    private func post(_ batch: [Settlement]) async -> Bool {
         var delay: Duration = .milliseconds(100)
         while true {
             if let deadline = shutdownDeadline.withLock({ $0 }), ContinuousClock.now > deadline {
-                logger.warning("shutting down with settlements left in the journal", metadata: ["pending": "\(backlogCount)"])
+                logger.warning("shutting down with settlements left in the journal", metadata: ["pending": "\(backlogCount + batch.count)"])
                 return false
             }
             do {
-                let result = try await withDeadline(.seconds(5)) { [database, store] in
-                    try await database.read { try await store.settle(settlement, on: $0) }
+                let results = try await withDeadline(.seconds(5)) { [database, store] in
+                    try await database.read { try await store.settle(batch: batch, on: $0) }
                 }
-                if result.overshoot.nanos > 0 {
+                for (settlement, result) in zip(batch, results) where result.overshoot.nanos > 0 {
                     overshoot.increment(by: Int64(result.overshoot.nanos))
                     logger.warning("actual cost exceeded the hold", metadata: [
                         "request_id": "\(settlement.requestID)", "overshoot_nanos": "\(result.overshoot.nanos)"])
                 }
-                try? await journal.acknowledge(settlement.requestID)
+                try? await journal.acknowledge(batch.map(\.requestID))
                 return true
             } catch {
                 logger.warning("settlement deferred: database unreachable", metadata: [
-                    "request_id": "\(settlement.requestID)", "retry_in": "\(delay)"])
+                    "count": "\(batch.count)", "retry_in": "\(delay)"])
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
             }
@@ -121,9 +144,12 @@ final class SettlementJournal: Sendable {
         try await write(Data("S ".utf8) + data + Data("\n".utf8))
     }
 
-    func acknowledge(_ requestID: UUID) async throws {
-        open.withLock { _ = $0.remove(requestID) }
-        try await write(Data("A \(requestID.uuidString)\n".utf8))
+    /// Acknowledgements are not fsync'd: losing one only means a harmless replay (settling a
+    /// request twice does nothing the second time).
+    func acknowledge(_ requestIDs: [UUID]) async throws {
+        open.withLock { open in for id in requestIDs { open.remove(id) } }
+        let text = requestIDs.map { "A \($0.uuidString)\n" }.joined()
+        try await onQueue { handle in try handle.write(contentsOf: Data(text.utf8)) }
     }
 
     /// Settlements written but never acknowledged (left by a crash or an outage).

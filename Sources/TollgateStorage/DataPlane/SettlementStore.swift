@@ -49,10 +49,44 @@ public struct SettlementStore: Sendable {
         return SettlementResult(settled: false, overshoot: .zero)
     }
 
+    /// Settles many requests in one round trip and one commit (each still exactly once).
+    /// Returns the results in the order given.
+    public func settle(batch: [Settlement], on db: PostgresConnection) async throws -> [SettlementResult] {
+        guard batch.count > 1 else { return try await batch.asyncMap { try await settle($0, on: db) } }
+        let rows = try await db.query("""
+            SELECT r.settled, r.overshoot_nanos
+            FROM unnest(\(batch.map(\.requestID)), \(batch.map(\.costNanos)), \(batch.map { Int64($0.promptTokens) }),
+                        \(batch.map { Int64($0.completionTokens) }), \(batch.map { Int64($0.cachedTokens) }),
+                        \(batch.map { Int64($0.pages) }), \(batch.map { Int64($0.statusCode) }), \(batch.map(\.estimated)),
+                        \(batch.map { $0.credentialID?.uuidString ?? "" }), \(batch.map { Int64($0.upstreamLatencyMs ?? -1) }),
+                        \(batch.map { Int64($0.totalLatencyMs ?? -1) }))
+                 WITH ORDINALITY AS s(request_id, cost, prompt, completion, cached, pages, status, estimated, credential,
+                                      upstream_ms, total_ms, position)
+            CROSS JOIN LATERAL tollgate_settle(s.request_id, s.cost, s.prompt::integer, s.completion::integer,
+                s.cached::integer, s.pages::integer, s.status::integer, s.estimated, nullif(s.credential, '')::uuid,
+                nullif(s.upstream_ms, -1)::integer, nullif(s.total_ms, -1)::integer) AS r
+            ORDER BY s.position
+            """, logger: logger)
+        var results: [SettlementResult] = []
+        for try await (settled, overshoot) in rows.decode((Bool, Int64).self) {
+            results.append(SettlementResult(settled: settled, overshoot: Money(nanos: overshoot)))
+        }
+        return results
+    }
+
     /// Settles up to `limit` holds whose proxy died, at their reserved amount, marked estimated.
     public func reapExpiredHolds(limit: Int, on db: PostgresConnection) async throws -> Int {
         let rows = try await db.query("SELECT tollgate_reap_expired_holds(\(limit)::integer)", logger: logger)
         for try await count in rows.decode(Int.self) { return count }
         return 0
+    }
+}
+
+extension Array {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var result: [T] = []
+        result.reserveCapacity(count)
+        for element in self { result.append(try await transform(element)) }
+        return result
     }
 }
