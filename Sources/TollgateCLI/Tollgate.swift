@@ -93,7 +93,7 @@ struct DatabaseOptions: ParsableArguments {
     private static func probe(_ client: PostgresClient, logger: Logger, seconds: Int = 10) async throws {
         let reached = try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
-                try await client.query("SELECT 1", logger: logger)
+                try await Database(client: client, logger: logger).requireReachable()
                 return true
             }
             group.addTask {
@@ -159,8 +159,8 @@ struct Bootstrap: AsyncParsableCommand {
         let created: Bool = try await database.withDatabase { db in
             try await db.transaction { connection in
                 // One bootstrap at a time, so two concurrent runs cannot both create a token.
-                try await connection.query("SELECT pg_advisory_xact_lock(7485)", logger: db.logger)
                 let tokens = AdminTokenRepository(logger: db.logger)
+                try await tokens.lockBootstrap(on: connection)
                 if try await tokens.countActivePlatformAdmins(on: connection) > 0, !force { return false }
                 _ = try await tokens.insert(AdminTokenRecord(
                     id: UUID(), tenantID: nil, role: .platformAdmin, name: name, displayPrefix: token.displayPrefix,

@@ -68,7 +68,7 @@ public func buildApplication(
         if migrateOnStart {
             let applied = try await runner.migrate()
             logger.info("migrations current", metadata: ["applied_now": "\(applied.count)"])
-            try await dependencies.client.query("SELECT tollgate_ensure_ledger_partitions(2)", logger: logger)
+            try await database.read { try await UsageRepository(logger: logger).ensurePartitions(monthsAhead: 2, on: $0) }
         }
         try await KeyringCheck(database: database, keyring: dependencies.keyring).requireEveryVersionInUse()
     }

@@ -86,6 +86,12 @@ public struct AdminTokenRepository: Sendable {
         return try await Self.decode(rows).first?.0
     }
 
+    /// Serialises bootstraps in the caller's transaction, so two concurrent runs cannot both mint
+    /// the first platform-admin token.
+    public func lockBootstrap(on db: PostgresConnection) async throws {
+        try await db.query("SELECT pg_advisory_xact_lock(7485)", logger: logger)
+    }
+
     public func countActivePlatformAdmins(on db: PostgresConnection) async throws -> Int {
         let rows = try await db.query("""
             SELECT count(*)::int FROM admin_tokens

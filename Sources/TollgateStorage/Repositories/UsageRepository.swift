@@ -58,6 +58,11 @@ public struct UsageRepository: Sendable {
     let logger: Logger
     public init(logger: Logger) { self.logger = logger }
 
+    /// Creates the ledger's monthly partitions from this month to `monthsAhead` months ahead.
+    public func ensurePartitions(monthsAhead: Int, on db: PostgresConnection) async throws {
+        try await db.query("SELECT tollgate_ensure_ledger_partitions(\(monthsAhead)::integer)", logger: logger)
+    }
+
     /// Inserts a ledger row; returns false when the request id was already recorded (exactly once).
     @discardableResult
     public func record(_ row: LedgerRow, on db: PostgresConnection) async throws -> Bool {

@@ -37,6 +37,11 @@ public struct Database: Sendable {
     public func ping() async -> Bool {
         (try? await client.query("SELECT 1", logger: logger)) != nil
     }
+
+    /// Throws if the server does not answer.
+    public func requireReachable() async throws {
+        try await client.query("SELECT 1", logger: logger)
+    }
 }
 
 /// Builds a client configuration from a `postgres://user:password@host:port/database` URL.
