@@ -31,6 +31,8 @@ public struct ProxyConfiguration: Sendable {
     public var idleTimeoutSeconds: Int = 75
     /// How often this replica looks for holds whose proxy died (`TOLLGATE_REAPER_INTERVAL_SECONDS`).
     public var reaperInterval: Duration = .seconds(10)
+    /// How long after the total timeout a hold counts as abandoned (`TOLLGATE_HOLD_GRACE_SECONDS`).
+    public var holdGrace: Duration = .seconds(60)
     public var databasePoolSize: Int = 20
 
     public init(databaseURL: String) { self.databaseURL = databaseURL }
@@ -61,14 +63,16 @@ public struct ProxyConfiguration: Sendable {
         if let v = try int("TOLLGATE_PROXY_IDLE_TIMEOUT_SECONDS", 1...3600) { c.idleTimeoutSeconds = v }
         if let v = try int("TOLLGATE_DATABASE_POOL_SIZE", 1...500) { c.databasePoolSize = v }
         if let v = try int("TOLLGATE_REAPER_INTERVAL_SECONDS", 1...3600) { c.reaperInterval = .seconds(v) }
+        if let v = try int("TOLLGATE_HOLD_GRACE_SECONDS", 1...3600) { c.holdGrace = .seconds(v) }
         if let dir = env["TOLLGATE_JOURNAL_DIR"], !dir.isEmpty { c.journalDirectory = dir }
         if let id = env["TOLLGATE_PROXY_ID"], !id.isEmpty { c.proxyID = id }
         if let flag = env["TOLLGATE_ALLOW_UNPRICED_MODELS"]?.lowercased() { c.allowUnpricedModels = ["1", "true", "yes"].contains(flag) }
         return c
     }
 
-    /// Holds of requests still running when their proxy died are reaped after this.
-    var holdTTLSeconds: Int { Int(totalTimeout.components.seconds) + 60 }
+    /// Holds of requests still running when their proxy died are reaped after this. No request of
+    /// a live proxy lasts longer than the total timeout, so the reaper never races a live request.
+    var holdTTLSeconds: Int { Int(totalTimeout.components.seconds + holdGrace.components.seconds) }
 }
 
 public struct ProxyConfigurationError: Error, CustomStringConvertible {

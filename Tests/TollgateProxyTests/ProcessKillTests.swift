@@ -1,0 +1,118 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import Logging
+import MockMistral
+import NIOCore
+import PostgresNIO
+import Testing
+import TollgateDomain
+import TollgateStorage
+import TollgateTestSupport
+
+/// A real `tollgate-proxy` process is killed with SIGKILL while a stream is in flight: its hold
+/// survives it, and another replica's reaper settles it once, at the reserved amount, marked estimated.
+@Suite("Proxy process killed mid-request")
+struct ProcessKillTests {
+    static let binary = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent(".build/debug/tollgate-proxy")
+
+    @Test(.timeLimit(.minutes(2)))
+    func killedProxyHoldIsReapedExactlyOnce() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path),
+                     "build the products first (swift build --build-tests builds tollgate-proxy)")
+        let mock = MockMistral(configuration: .init(acceptedKeys: [upstreamSecret]))
+        mock.updateConfiguration { $0.streamChunkDelay = .milliseconds(50); $0.completionTokens = 200 }
+        try await mock.withRunningServer { server in
+            let testDatabase = try await TestPostgres.shared.makeDatabase(template: try await TestPostgres.shared.migratedTemplate())
+            let logger = Logger(label: "kill-test")
+            let postgres = PostgresClient(configuration: testDatabase.configuration, backgroundLogger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await postgres.run() }
+                defer { group.cancelAll() }
+                let database = Database(client: postgres, logger: logger)
+                let seed = try await ProxyHarness.seed(database: database, upstream: server.baseURL, options: KeyOptions(
+                    budget: Budget(limit: Money(nanos: 1_000_000_000), period: .monthly)))
+                let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tg-kill-\(UUID().uuidString)")
+                try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+                let log = work.appendingPathComponent("proxy.log")
+                FileManager.default.createFile(atPath: log.path, contents: nil)
+
+                let process = Process()
+                process.executableURL = Self.binary
+                process.environment = [
+                    "DATABASE_URL": testDatabase.url + "?sslmode=disable",
+                    "TOLLGATE_MASTER_KEYS": "1:" + Data(SHA256.hash(data: Data("proxy keyring".utf8))).base64EncodedString(),
+                    "TOLLGATE_KEY_PEPPER": Data(SHA256.hash(data: Data("proxy pepper".utf8))).base64EncodedString(),
+                    "TOLLGATE_PROXY_PORT": "0", "TOLLGATE_JOURNAL_DIR": work.path, "TOLLGATE_PROXY_ID": "doomed",
+                    "TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_SECONDS": "2", "TOLLGATE_HOLD_GRACE_SECONDS": "1",
+                    "LOG_FORMAT": "text", "LOG_LEVEL": "info",
+                ]
+                process.standardInput = FileHandle.nullDevice
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = try FileHandle(forWritingTo: log)
+                try process.run()
+                defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+                let port = try await Self.listeningPort(log: log)
+                let http = HTTPClient(eventLoopGroupProvider: .singleton)
+                var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
+                request.method = .POST
+                request.headers.add(name: "Authorization", value: "Bearer \(seed.secret)")
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(string:
+                    #"{"model":"mistral-small-latest","stream":true,"max_tokens":200,"messages":[{"role":"user","content":"go"}]}"#))
+                let response = try await http.execute(request, timeout: .seconds(10))
+                #expect(response.status == .ok)
+                var iterator = response.body.makeAsyncIterator()
+                _ = try await iterator.next()  // the stream is flowing: the hold is committed
+
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                _ = try? await iterator.next()
+                try await http.shutdown().get()
+
+                // The dead proxy's hold is still there, reserving budget.
+                let holdAmount = try await Self.single(database, "SELECT amount_nanos FROM holds WHERE proxy_id = 'doomed'")
+                #expect(holdAmount > 0)
+                // Another replica's reaper (several, concurrently) settles it once the hold expires.
+                let store = SettlementStore(logger: logger)
+                var reaped = 0
+                for _ in 0..<100 where reaped == 0 {
+                    try await Task.sleep(for: .milliseconds(100))
+                    async let a = database.read { try await store.reapExpiredHolds(limit: 10, on: $0) }
+                    async let b = database.read { try await store.reapExpiredHolds(limit: 10, on: $0) }
+                    reaped = try await a + b
+                }
+                #expect(reaped == 1)
+                #expect(try await Self.single(database, "SELECT count(*) FROM holds") == 0)
+                #expect(try await Self.single(database, "SELECT count(*) FROM usage_ledger") == 1)
+                #expect(try await Self.single(database, "SELECT cost_nanos FROM usage_ledger WHERE estimated") == holdAmount)
+                #expect(try await Self.single(database,
+                    "SELECT reserved_nanos FROM budget_windows WHERE owner_id = '\(seed.keyID.uuidString)'") == 0)
+                try? FileManager.default.removeItem(at: work)
+            }
+        }
+    }
+
+    /// Hummingbird logs "Server started and listening on 127.0.0.1:PORT" once bound.
+    static func listeningPort(log: URL) async throws -> Int {
+        for _ in 0..<300 {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if let range = text.range(of: "listening on 127.0.0.1:") {
+                let digits = text[range.upperBound...].prefix { $0.isNumber }
+                if let port = Int(digits), port > 0 { return port }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw CancellationError()
+    }
+
+    static func single(_ database: Database, _ sql: String) async throws -> Int64 {
+        try await database.read { db in
+            var value: Int64 = -1
+            for try await v in try await db.query(PostgresQuery(unsafeSQL: sql), logger: database.logger).decode(Int64.self) { value = v }
+            return value
+        }
+    }
+}
