@@ -216,6 +216,40 @@ struct MeteredEndpointTests {
         }
     }
 
+    /// Agents name no model: held at the tenant's ceiling price, settled at the answering model's price
+    /// (the mock's agents run on mistral-medium-latest: $1.5 / $7.5 per million tokens).
+    @Test(arguments: [false, true])
+    func agentCompletionsAreSettledAtTheAnsweringModelsPrice(stream: Bool) async throws {
+        try await ProxyHarness.run { h in
+            let body = #"{"agent_id":"ag_0123456789","stream":\#(stream),"max_tokens":30,"messages":[{"role":"user","content":"hi agent"}]}"#
+            let reply = try await h.send(.post, "/v1/agents/completions", raw: body)
+            #expect(reply.status == .ok, "\(reply.body)")
+            let usageJSON: [String: Any]
+            if stream {
+                let final = try #require(reply.body.components(separatedBy: "\n\n").filter { $0.contains("\"usage\"") }.last)
+                usageJSON = try #require((try JSONSerialization.jsonObject(with: Data(final.dropFirst(6).utf8)) as? [String: Any])?["usage"]
+                    as? [String: Any])
+            } else {
+                usageJSON = try #require(reply.json["usage"] as? [String: Any])
+            }
+            let rows = try await h.settled(expectedRows: 1)
+            #expect(rows.first?.costNanos == expectedCost(prompt: usageJSON["prompt_tokens"] as! Int,
+                                                         completion: usageJSON["completion_tokens"] as! Int,
+                                                         input: 1_500_000_000, output: 7_500_000_000))
+            #expect(rows.first?.model == "agent:ag_0123456789")
+        }
+    }
+
+    @Test func agentsAreRefusedForKeysLimitedToSomeModels() async throws {
+        try await ProxyHarness.run(KeyOptions(models: ["mistral-small-*"])) { h in
+            let reply = try await h.send(.post, "/v1/agents/completions",
+                                         raw: #"{"agent_id":"ag_1","messages":[{"role":"user","content":"hi"}]}"#)
+            #expect(reply.status == .forbidden)
+            #expect(reply.json["code"] as? String == "model_not_allowed")
+            #expect(h.mock.requestLog.count == 0)
+        }
+    }
+
     @Test func oversizedAndDeeplyNestedBodiesAreRefused() async throws {
         try await ProxyHarness.run(configure: { $0.maxBodyBytes = 4096 }) { h in
             let big = try await h.send(.post, "/v1/chat/completions",

@@ -48,8 +48,9 @@ enum ProxyRoutes {
         case (_, "batch"):
             return ProxyRoute(family: .batch, kind: .passThrough)
         case (.post, "agents") where rest == ["agents", "completions"]:
-            // Priced by the agent's model, which the request does not name: not metered yet.
-            return ProxyRoute(family: .agents, kind: .unsupported)
+            // The agent's model is not in the request: held at the tenant's ceiling price,
+            // settled at the price of the model the response names.
+            return ProxyRoute(family: .agents, kind: .metered(completes: true))
         case (_, "agents"):
             return ProxyRoute(family: .agents, kind: .passThrough)
         case (.post, "conversations"):

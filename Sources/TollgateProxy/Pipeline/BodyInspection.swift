@@ -31,6 +31,11 @@ enum BodyInspection {
         return list.count
     }
 
+    /// The top-level `model` a response names (agents answer with the model they ran on).
+    static func answeredModel(in body: ByteBuffer) -> String? {
+        (try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any])?["model"] as? String
+    }
+
     static func usage(in body: ByteBuffer) -> Usage? {
         UsageExtractor.usage(fromJSON: body)
     }
@@ -39,8 +44,17 @@ enum BodyInspection {
 /// Scans a relayed SSE stream for the final `usage` and counts the completion text delivered.
 struct StreamMeter: Sendable {
     private var scanner = SSEUsageScanner()
+    /// The `model` of the first event (every chunk repeats it), for requests priced on the answer.
+    private(set) var model: String?
 
-    mutating func feed(_ chunk: ByteBuffer) { _ = scanner.feed(chunk) }
+    mutating func feed(_ chunk: ByteBuffer) {
+        if model == nil, let text = chunk.getString(at: chunk.readerIndex, length: chunk.readableBytes),
+           let range = text.range(of: "\"model\":\"") {
+            let rest = text[range.upperBound...]
+            if let end = rest.firstIndex(of: "\"") { model = String(rest[..<end]) }
+        }
+        _ = scanner.feed(chunk)
+    }
 
     var usage: Usage? { scanner.usage }
 

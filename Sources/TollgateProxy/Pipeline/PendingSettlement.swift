@@ -12,13 +12,17 @@ final class PendingSettlement: Sendable {
     let model: String
     let price: Price
     let worstCase: Usage
+    /// For requests priced at a ceiling (agents): the price of the model the response names.
+    private let repricing: (@Sendable (String) async -> Price?)?
     private let started: ContinuousClock.Instant
     private let queue: SettlementQueue
     private let logger: Logger
     private let done = Locked(false)
 
-    init(requestID: UUID, tenantID: UUID, model: String, price: Price, worstCase: Usage, started: ContinuousClock.Instant,
+    init(requestID: UUID, tenantID: UUID, model: String, price: Price, worstCase: Usage,
+         repricing: (@Sendable (String) async -> Price?)? = nil, started: ContinuousClock.Instant,
          queue: SettlementQueue, logger: Logger) {
+        self.repricing = repricing
         self.requestID = requestID
         self.tenantID = tenantID
         self.model = model
@@ -29,8 +33,13 @@ final class PendingSettlement: Sendable {
         self.logger = logger
     }
 
-    func settle(usage: Usage, statusCode: Int, estimated: Bool, credentialID: UUID?, upstreamLatency: Duration?) async {
+    var needsAnsweredModel: Bool { repricing != nil }
+
+    func settle(usage: Usage, statusCode: Int, estimated: Bool, credentialID: UUID?, upstreamLatency: Duration?,
+                answeredModel: String? = nil) async {
         guard claim() else { return }
+        var price = self.price
+        if let repricing, let answeredModel, let answered = await repricing(answeredModel) { price = answered }
         let cost = price.cost(of: usage)
         ProxyMetrics.usage(tenant: tenantID, model: model, promptTokens: usage.promptTokens,
                            completionTokens: usage.completionTokens, costNanos: cost.nanos)

@@ -41,5 +41,25 @@ final class PriceCatalog: Sendable {
             "The model '\(model)' has no price in \(key.currency.rawValue) on this gateway, so its cost cannot be bounded.")
     }
 
+    /// The tenant's ceiling price (its highest per-token prices), for holds on agent requests.
+    func ceiling(for key: ResolvedKey) async throws -> Price {
+        let cacheKey = "\(key.tenantID.uuidString)|\(key.currency.rawValue)|*ceiling*"
+        let now = ContinuousClock.now
+        if let entry = entries.withLock({ $0[cacheKey] }), entry.expires > now, let price = entry.price { return price }
+        let price: Price?
+        do {
+            price = try await withDeadline(.seconds(3)) { [database, directory] in
+                try await database.read { try await directory.ceilingPrice(tenantID: key.tenantID, currency: key.currency, on: $0) }
+            }
+        } catch {
+            throw ProxyError.unavailable("The gateway cannot reach its database; retry shortly.")
+        }
+        guard let price else {
+            throw ProxyError.forbidden("model_not_priced", "No prices exist in \(key.currency.rawValue) on this gateway.")
+        }
+        entries.withLock { $0[cacheKey] = Entry(price: price, expires: now + ttl) }
+        return price
+    }
+
     func invalidateAll() { entries.withLock { $0.removeAll() } }
 }

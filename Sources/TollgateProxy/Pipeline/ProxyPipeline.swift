@@ -12,6 +12,10 @@ import TollgateStorage
 /// One request's path through the data plane, top to bottom:
 /// authenticate → authorize → limit + reserve → forward → meter → settle.
 struct ProxyPipeline: Sendable {
+    /// Prompt tokens held on top of an agent request's own bound for the agent's stored
+    /// instructions and tools, which the request does not carry.
+    static let agentInstructionsAllowance = 4096
+
     let configuration: ProxyConfiguration
     let authenticator: Authenticator
     let prices: PriceCatalog
@@ -75,12 +79,23 @@ struct ProxyPipeline: Sendable {
             return relayUnmetered(upstream, requestID: requestID)
         case .metered, .meteredByPage:
             let inspected = try BodyInspection.inspect(body)
-            guard let model = inspected.model else {
-                throw ProxyError.badRequest("missing_model", "The request body must name a 'model'.")
+            // Agents name no model: the hold uses the tenant's ceiling price, settlement the price
+            // of the model the response names.
+            let isAgent = route.family == .agents
+            guard let model = inspected.model ?? (isAgent ? inspected.agentID.map { "agent:\($0)" } : nil) else {
+                throw ProxyError.badRequest("missing_model",
+                                            isAgent ? "The request body must name an 'agent_id'." : "The request body must name a 'model'.")
             }
-            // 2. Authorize.
-            try Authorizer.authorize(key, family: route.family, model: model)
-            let price = try await prices.price(for: key, model: model, allowUnpriced: configuration.allowUnpricedModels)
+            // 2. Authorize. An agent's model is unknown until it answers, so a key restricted to
+            // some models cannot use agents.
+            if isAgent, inspected.model == nil, !key.allowedModels.isEmpty {
+                throw ProxyError.forbidden("model_not_allowed",
+                    "This API key is limited to some models; agents run on a model the request does not name.")
+            }
+            try Authorizer.authorize(key, family: route.family, model: isAgent && inspected.model == nil ? nil : model)
+            let price = isAgent && inspected.model == nil
+                ? try await prices.ceiling(for: key)
+                : try await prices.price(for: key, model: model, allowUnpriced: configuration.allowUnpricedModels)
 
             // The hold must bound the cost, so generating endpoints always carry max_tokens.
             var forwardBody = body
@@ -98,9 +113,11 @@ struct ProxyPipeline: Sendable {
                 }
                 maxTokens *= max(1, inspected.choices)
             }
+            // An agent adds its stored instructions to the prompt: allow for them in the hold.
+            let promptBound = inspected.promptTokensUpperBound + (isAgent ? Self.agentInstructionsAllowance : 0)
             let worstCase = route.kind == .meteredByPage
                 ? Usage(pages: pages)
-                : Usage(promptTokens: inspected.promptTokensUpperBound, completionTokens: maxTokens)
+                : Usage(promptTokens: promptBound, completionTokens: maxTokens)
             let hold = price.cost(of: worstCase)
 
             // 3. Limit + reserve, atomically, durable before forwarding.
@@ -116,8 +133,13 @@ struct ProxyPipeline: Sendable {
             let limits = RateLimitHeaders(key: key, outcome: outcome)
 
             // From here on the request holds budget: whatever happens, it settles exactly once.
+            var repricing: (@Sendable (String) async -> Price?)?
+            if isAgent, inspected.model == nil {
+                let catalog = prices
+                repricing = { answered in try? await catalog.price(for: key, model: answered, allowUnpriced: false) }
+            }
             let settlement = PendingSettlement(requestID: requestID, tenantID: key.tenantID, model: model, price: price,
-                                               worstCase: worstCase,
+                                               worstCase: worstCase, repricing: repricing,
                                                started: started, queue: settlements, logger: logger)
             // 4. Forward.
             let upstream: UpstreamResponse
@@ -159,7 +181,8 @@ struct ProxyPipeline: Sendable {
         if upstream.status == 200 {
             if let usage = BodyInspection.usage(in: collected) {
                 await settlement.settle(usage: usage, statusCode: 200, estimated: false, credentialID: upstream.credentialID,
-                                        upstreamLatency: upstream.firstByteLatency)
+                                        upstreamLatency: upstream.firstByteLatency,
+                                        answeredModel: settlement.needsAnsweredModel ? BodyInspection.answeredModel(in: collected) : nil)
             } else {
                 await settlement.settleWorstCase(statusCode: 200, credentialID: upstream.credentialID,
                                                  upstreamLatency: upstream.firstByteLatency)
@@ -201,7 +224,7 @@ struct ProxyPipeline: Sendable {
             }
             if let usage = scanner.usage, !clientGone {
                 await settlement.settle(usage: usage, statusCode: 200, estimated: false, credentialID: upstream.credentialID,
-                                        upstreamLatency: upstream.firstByteLatency)
+                                        upstreamLatency: upstream.firstByteLatency, answeredModel: scanner.model)
             } else if clientGone {
                 await settlement.settle(usage: scanner.estimate(maxCompletion: maxCompletion, worstCase: settlement.worstCase),
                                         statusCode: 499, estimated: true, credentialID: upstream.credentialID,

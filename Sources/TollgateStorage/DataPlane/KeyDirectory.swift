@@ -74,6 +74,24 @@ public struct KeyDirectory: Sendable {
         return result
     }
 
+    /// The highest input, output and cached-input prices in force for the tenant in its currency,
+    /// across all models: a ceiling for requests whose model is only known from the response
+    /// (agents run on a model the request does not name).
+    public func ceilingPrice(tenantID: UUID, currency: Currency, on db: PostgresConnection) async throws -> Price? {
+        let rows = try await db.query("""
+            SELECT max(input_per_million_nanos), max(output_per_million_nanos), max(cached_input_per_million_nanos)
+            FROM (SELECT DISTINCT ON (model) input_per_million_nanos, output_per_million_nanos, cached_input_per_million_nanos
+                  FROM prices WHERE currency = \(currency.rawValue) AND (tenant_id IS NULL OR tenant_id = \(tenantID))
+                  ORDER BY model, tenant_id NULLS LAST) effective
+            """, logger: logger)
+        for try await (input, output, cached) in rows.decode((Int64?, Int64?, Int64?).self) {
+            guard let input, let output else { return nil }
+            return Price(inputPerMillion: Money(nanos: input), outputPerMillion: Money(nanos: output),
+                         cachedInputPerMillion: Money(nanos: cached ?? input / 10))
+        }
+        return nil
+    }
+
     /// The price in force for a model in the tenant's currency: its override, else the platform's.
     public func price(tenantID: UUID, model: String, currency: Currency, on db: PostgresConnection) async throws -> Price? {
         let rows = try await db.query("""
