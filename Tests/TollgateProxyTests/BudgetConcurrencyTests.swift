@@ -35,7 +35,7 @@ struct BudgetConcurrencyTests {
 
     @Test func concurrencyCapAdmitsAtMostCAtOnce() async throws {
         try await ProxyHarness.run(KeyOptions(limits: RateLimits(maxConcurrent: 2))) { h in
-            h.mock.updateConfiguration { $0.latency = .milliseconds(300) }
+            h.mock.updateConfiguration { $0.latency = .seconds(2) }  // all six overlap even on a slow machine
             let statuses = try await h.fire(count: 6, body: try JSONSerialization.data(withJSONObject: chatBody))
             #expect(statuses.filter { $0 == 200 }.count == 2, "\(statuses)")
             #expect(statuses.filter { $0 == 429 }.count == 4, "\(statuses)")

@@ -41,7 +41,10 @@ struct FaultToleranceTests {
             let rows = try await h.settled(expectedRows: 1)
             let row = try #require(rows.first)
             #expect(row.estimated)
-            #expect(row.completionTokens < 100, "an estimate of what was delivered, not the whole stream or hold")
+            // At most one token per delivered byte (a conservative bound, which may exceed the
+            // real count), never the whole hold.
+            #expect(row.completionTokens > 0)
+            #expect(row.completionTokens < 400, "an estimate of what was delivered, not the whole hold")
             #expect(row.statusCode == 499)
             let window = try await h.budgetWindow(owner: h.seed.keyID)
             #expect(window.reserved == 0)
@@ -118,7 +121,8 @@ struct FaultToleranceTests {
     /// database is back.
     @Test func databaseOutageFailsClosedAndSettlesLater() async throws {
         try await ProxyHarness.run { h in
-            h.mock.updateConfiguration { $0.latency = .milliseconds(600) }
+            // Long enough that all five are still in flight when the database goes away.
+            h.mock.updateConfiguration { $0.latency = .seconds(3) }
             let port = try #require(h.client.port)
             let http = HTTPClient(eventLoopGroupProvider: .singleton)
             let body = Data(#"{"model":"mistral-small-latest","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#.utf8)
@@ -135,10 +139,11 @@ struct FaultToleranceTests {
                 }
             }
             // Wait until all five are admitted (holds exist), then cut the database off.
-            for _ in 0..<100 {
+            for _ in 0..<500 {
                 if try await holdCount(h) == 5 { break }
                 try await Task.sleep(for: .milliseconds(20))
             }
+            #expect(try await holdCount(h) == 5)
             try await setConnections(allowed: false, database: h.databaseName)
             do {
                 try await duringOutage(h, http: http, port: port, body: body, inFlight: inFlight)

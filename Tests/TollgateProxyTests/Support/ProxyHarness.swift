@@ -167,7 +167,10 @@ struct ProxyHarness: Sendable {
     func fire(count: Int, body: Data, key: String? = nil) async throws -> [Int] {
         let ports = clients.compactMap(\.port)
         let secret = key ?? seed.secret
-        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        // Enough connections for every request at once, and patience for a loaded CI machine.
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 256
+        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         do {
             let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
                 for index in 0..<count {
@@ -178,7 +181,7 @@ struct ProxyHarness: Sendable {
                         request.headers.add(name: "Authorization", value: "Bearer \(secret)")
                         request.headers.add(name: "Content-Type", value: "application/json")
                         request.body = .bytes(ByteBuffer(data: body))
-                        let response = try await http.execute(request, timeout: .seconds(30))
+                        let response = try await http.execute(request, timeout: .seconds(120))
                         _ = try await response.body.collect(upTo: 1 << 20)
                         return Int(response.status.code)
                     }
