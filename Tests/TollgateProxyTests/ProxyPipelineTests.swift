@@ -303,3 +303,36 @@ struct ProxySecretTests {
         }
     }
 }
+
+/// Conversations: started with a model they are priced by it; appended to, they are held with a
+/// history allowance at the ceiling price and settled at the answering model's price.
+@Suite("Conversations")
+struct ConversationTests {
+    @Test(arguments: [false, true])
+    func startAndAppendAreSettledAtTheModelsPrice(stream: Bool) async throws {
+        try await ProxyHarness.run { h in
+            let start = try await h.send(.post, "/v1/conversations", raw: """
+                {"model":"mistral-small-latest","inputs":"Hello there","stream":false,"completion_args":{"temperature":0.2}}
+                """)
+            #expect(start.status == .ok, "\(start.body)")
+            let conversationID = try #require(start.json["conversation_id"] as? String)
+            let sent = try #require(h.mock.requestLog.last)
+            let args = (try JSONSerialization.jsonObject(with: Data(buffer: sent.body)) as? [String: Any])?["completion_args"] as? [String: Any]
+            #expect(args?["max_tokens"] as? Int == 4096, "the hold must bound the cost")
+            #expect(args?["temperature"] as? Double == 0.2)
+
+            let append = try await h.send(.post, "/v1/conversations/\(conversationID)",
+                                          raw: #"{"inputs":"And again","stream":\#(stream),"completion_args":{"max_tokens":20}}"#)
+            #expect(append.status == .ok, "\(append.body)")
+            let rows = try await h.settled(expectedRows: 2)
+            #expect(rows.count == 2)
+            for row in rows {
+                // mistral-small-latest: $0.15 / $0.6 per million tokens.
+                #expect(row.costNanos == expectedCost(prompt: row.promptTokens, completion: row.completionTokens,
+                                                      input: smallInput, output: smallOutput), "\(row)")
+                #expect(!row.estimated)
+                #expect(row.promptTokens > 0)
+            }
+        }
+    }
+}

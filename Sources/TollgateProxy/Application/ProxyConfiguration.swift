@@ -11,6 +11,9 @@ public struct ProxyConfiguration: Sendable {
     public var maxResponseBytes: Int = 64 * 1024 * 1024
     /// `max_tokens` set when neither the client nor the key gives one (`TOLLGATE_DEFAULT_MAX_TOKENS`).
     public var defaultMaxTokens: Int = 4096
+    /// Prompt tokens held for a conversation's stored history on append and restart
+    /// (`TOLLGATE_CONVERSATION_HISTORY_TOKENS`); more is posted as overshoot.
+    public var conversationHistoryTokens: Int = 32_768
     /// Pages held for an OCR request that does not list its `pages` (`TOLLGATE_OCR_DEFAULT_PAGES`).
     public var ocrDefaultPages: Int = 100
     /// Refuse models without a price (`TOLLGATE_ALLOW_UNPRICED_MODELS=true` forwards them at cost 0).
@@ -55,6 +58,7 @@ public struct ProxyConfiguration: Sendable {
         if let v = try int("TOLLGATE_DEFAULT_MAX_TOKENS", 1...10_000_000) { c.defaultMaxTokens = v }
         if let v = try int("TOLLGATE_KEY_CACHE_TTL_SECONDS", 1...3600) { c.keyCacheTTL = .seconds(v) }
         if let v = try int("TOLLGATE_OCR_DEFAULT_PAGES", 1...100_000) { c.ocrDefaultPages = v }
+        if let v = try int("TOLLGATE_CONVERSATION_HISTORY_TOKENS", 0...10_000_000) { c.conversationHistoryTokens = v }
         if let v = try int("TOLLGATE_UPSTREAM_CONNECT_TIMEOUT_SECONDS", 1...600) { c.connectTimeout = .seconds(v) }
         if let v = try int("TOLLGATE_UPSTREAM_FIRST_BYTE_TIMEOUT_SECONDS", 1...3600) { c.firstByteTimeout = .seconds(v) }
         if let v = try int("TOLLGATE_UPSTREAM_IDLE_TIMEOUT_SECONDS", 1...3600) { c.idleChunkTimeout = .seconds(v) }

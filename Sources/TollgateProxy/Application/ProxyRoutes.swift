@@ -10,8 +10,6 @@ enum RouteKind: Sendable, Equatable {
     case meteredByPage
     /// Forwarded after authentication and the endpoint allow-list; nothing to bill.
     case passThrough
-    /// Known Mistral endpoint the gateway cannot meter yet: refused rather than forwarded unbilled.
-    case unsupported
 }
 
 struct ProxyRoute: Sendable {
@@ -53,8 +51,10 @@ enum ProxyRoutes {
             return ProxyRoute(family: .agents, kind: .metered(completes: true))
         case (_, "agents"):
             return ProxyRoute(family: .agents, kind: .passThrough)
-        case (.post, "conversations"):
-            return ProxyRoute(family: .conversations, kind: .unsupported)
+        case (.post, "conversations") where rest.count == 1 || rest.count == 2 || (rest.count == 3 && rest[2] == "restart"):
+            // Start, append, restart: held with a history allowance when the conversation exists
+            // already (its stored history is part of the prompt), priced by the answering model.
+            return ProxyRoute(family: .conversations, kind: .metered(completes: true))
         case (.get, "conversations"), (.delete, "conversations"):
             return ProxyRoute(family: .conversations, kind: .passThrough)
         case (.post, "ocr") where rest.count == 1:

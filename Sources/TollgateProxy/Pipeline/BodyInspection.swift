@@ -31,9 +31,29 @@ enum BodyInspection {
         return list.count
     }
 
-    /// The top-level `model` a response names (agents answer with the model they ran on).
+    /// The first `model` a response names: agents answer with the model they ran on at the top
+    /// level, conversations inside each output entry.
     static func answeredModel(in body: ByteBuffer) -> String? {
-        (try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any])?["model"] as? String
+        firstModel(in: body.getString(at: body.readerIndex, length: body.readableBytes) ?? "")
+    }
+
+    static func firstModel(in text: String) -> String? {
+        guard let range = text.range(of: "\"model\":\"") else { return nil }
+        let rest = text[range.upperBound...]
+        return rest.firstIndex(of: "\"").map { String(rest[..<$0]) }
+    }
+
+    /// Sets `completion_args.max_tokens` on a conversation request (creating `completion_args`
+    /// when absent). The body has passed the duplicate-key check, so re-serialising it keeps
+    /// its meaning; conversation bodies are small.
+    static func settingCompletionArgsMaxTokens(_ body: ByteBuffer, to value: Int) throws -> ByteBuffer {
+        guard var object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any] else {
+            throw ProxyError.badRequest("invalid_json", "The request body is not a JSON object.")
+        }
+        var arguments = object["completion_args"] as? [String: Any] ?? [:]
+        arguments["max_tokens"] = value
+        object["completion_args"] = arguments
+        return ByteBuffer(data: try JSONSerialization.data(withJSONObject: object))
     }
 
     static func usage(in body: ByteBuffer) -> Usage? {
@@ -48,10 +68,8 @@ struct StreamMeter: Sendable {
     private(set) var model: String?
 
     mutating func feed(_ chunk: ByteBuffer) {
-        if model == nil, let text = chunk.getString(at: chunk.readerIndex, length: chunk.readableBytes),
-           let range = text.range(of: "\"model\":\"") {
-            let rest = text[range.upperBound...]
-            if let end = rest.firstIndex(of: "\"") { model = String(rest[..<end]) }
+        if model == nil, let text = chunk.getString(at: chunk.readerIndex, length: chunk.readableBytes) {
+            model = BodyInspection.firstModel(in: text)
         }
         _ = scanner.feed(chunk)
     }

@@ -65,10 +65,6 @@ struct ProxyPipeline: Sendable {
         let pathAndQuery = request.uri.query.map { "\(path)?\($0)" } ?? path
 
         switch route.kind {
-        case .unsupported:
-            try Authorizer.authorize(key, family: route.family, model: nil)
-            throw ProxyError(status: .notImplemented, type: "invalid_request_error", code: "not_metered",
-                             message: "The gateway cannot meter \(path) yet, so it does not forward it.")
         case .passThrough:
             // 2. Authorize (endpoint allow-list); nothing to reserve or bill.
             try Authorizer.authorize(key, family: route.family, model: nil)
@@ -79,12 +75,16 @@ struct ProxyPipeline: Sendable {
             return relayUnmetered(upstream, requestID: requestID)
         case .metered, .meteredByPage:
             let inspected = try BodyInspection.inspect(body)
-            // Agents name no model: the hold uses the tenant's ceiling price, settlement the price
-            // of the model the response names.
-            let isAgent = route.family == .agents
-            guard let model = inspected.model ?? (isAgent ? inspected.agentID.map { "agent:\($0)" } : nil) else {
+            // Agents (and conversations that go on) name no model: the hold uses the tenant's
+            // ceiling price, settlement the price of the model the response names.
+            let isConversation = route.family == .conversations
+            let continuesConversation = isConversation && path.split(separator: "/").count > 2
+            let isAgent = route.family == .agents || isConversation
+            let unnamed: String? = continuesConversation ? "conversation:\(path.split(separator: "/")[2])" : nil
+            guard let model = inspected.model ?? (isAgent ? inspected.agentID.map { "agent:\($0)" } ?? unnamed : nil) else {
                 throw ProxyError.badRequest("missing_model",
-                                            isAgent ? "The request body must name an 'agent_id'." : "The request body must name a 'model'.")
+                                            isAgent ? "The request body must name a 'model' or an 'agent_id'."
+                                                    : "The request body must name a 'model'.")
             }
             // 2. Authorize. An agent's model is unknown until it answers, so a key restricted to
             // some models cannot use agents.
@@ -104,7 +104,15 @@ struct ProxyPipeline: Sendable {
             if route.kind == .meteredByPage {
                 pages = try BodyInspection.requestedPageCount(body) ?? configuration.ocrDefaultPages
             }
-            if route.kind == .metered(completes: true) {
+            if isConversation {
+                // Conversations take max_tokens inside completion_args.
+                if let requested = inspected.completionArgsMaxTokens {
+                    maxTokens = requested
+                } else {
+                    maxTokens = key.defaultMaxTokens ?? configuration.defaultMaxTokens
+                    forwardBody = try BodyInspection.settingCompletionArgsMaxTokens(body, to: maxTokens)
+                }
+            } else if route.kind == .metered(completes: true) {
                 if let requested = inspected.maxTokens {
                     maxTokens = requested
                 } else {
@@ -114,7 +122,8 @@ struct ProxyPipeline: Sendable {
                 maxTokens *= max(1, inspected.choices)
             }
             // An agent adds its stored instructions to the prompt: allow for them in the hold.
-            let promptBound = inspected.promptTokensUpperBound + (isAgent ? Self.agentInstructionsAllowance : 0)
+            let promptBound = inspected.promptTokensUpperBound + (inspected.agentID != nil ? Self.agentInstructionsAllowance : 0)
+                + (continuesConversation ? configuration.conversationHistoryTokens : 0)
             let worstCase = route.kind == .meteredByPage
                 ? Usage(pages: pages)
                 : Usage(promptTokens: promptBound, completionTokens: maxTokens)
