@@ -24,6 +24,30 @@ struct FaultToleranceTests {
         return request
     }
 
+    /// Hanging up at several points of a stream: each request settles exactly once, estimated, and
+    /// nothing stays reserved.
+    @Test(arguments: [1, 150, 700, 1500])
+    func clientDisconnectAtAnyPointSettlesOnce(afterBytes: Int) async throws {
+        try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: 1_000_000_000), period: .daily))) { h in
+            h.mock.updateConfiguration { $0.streamChunkDelay = .milliseconds(10); $0.completionTokens = 100; $0.tokensPerChunk = 1 }
+            let port = try #require(h.client.port)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let response = try await http.execute(request(port: port, key: h.seed.secret, body: Self.streamBody), timeout: .seconds(30))
+            var received = 0
+            for try await chunk in response.body {
+                received += chunk.readableBytes
+                if received >= afterBytes { break }
+            }
+            try await http.shutdown().get()
+            let rows = try await h.settled(expectedRows: 1)
+            #expect(rows.count == 1)
+            #expect(rows.first?.estimated == true)
+            let window = try await h.budgetWindow(owner: h.seed.keyID)
+            #expect(window.reserved == 0)
+            #expect(window.spent == rows.first?.costNanos)
+        }
+    }
+
     @Test func clientDisconnectMidStreamSettlesAnEstimateOfWhatWasDelivered() async throws {
         try await ProxyHarness.run { h in
             // 100 tokens at 2 per 20 ms chunk: the mock's whole stream takes about one second.

@@ -184,7 +184,28 @@ struct MeteredEndpointTests {
              input: 100_000_000, output: 0),
         Case(path: "/v1/embeddings", body: #"{"model":"codestral-embed","input":["func a() {}","func b() {}"]}"#,
              input: 150_000_000, output: 0),
+        Case(path: "/v1/classifications", body: #"{"model":"mistral-moderation-2411","input":["classify me"]}"#,
+             input: 100_000_000, output: 0),
+        Case(path: "/v1/chat/classifications",
+             body: #"{"model":"mistral-moderation-2411","input":[[{"role":"user","content":"classify me"}]]}"#,
+             input: 100_000_000, output: 0),
     ]
+
+    /// Streamed FIM is metered from its final chunk like streamed chat.
+    @Test func streamedFIMIsSettledFromTheFinalUsage() async throws {
+        try await ProxyHarness.run { h in
+            let reply = try await h.send(.post, "/v1/fim/completions",
+                raw: #"{"model":"codestral-latest","prompt":"def f(x):","suffix":"\n","max_tokens":12,"stream":true}"#)
+            #expect(reply.status == .ok)
+            let final = try #require(reply.body.components(separatedBy: "\n\n").filter { $0.contains("\"usage\"") }.last)
+            let usage = try #require((try JSONSerialization.jsonObject(with: Data(final.dropFirst(6).utf8)) as? [String: Any])?["usage"]
+                as? [String: Any])
+            let rows = try await h.settled(expectedRows: 1)
+            #expect(rows.first?.costNanos == expectedCost(prompt: usage["prompt_tokens"] as! Int, completion: usage["completion_tokens"] as! Int,
+                                                         input: 300_000_000, output: 900_000_000))
+            #expect(rows.first?.estimated == false)
+        }
+    }
 
     @Test(arguments: cases)
     func costIsPriceTimesUsage(_ c: Case) async throws {
