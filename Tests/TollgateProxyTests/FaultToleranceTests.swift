@@ -31,14 +31,13 @@ struct FaultToleranceTests {
         try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: 1_000_000_000), period: .daily))) { h in
             h.mock.updateConfiguration { $0.streamChunkDelay = .milliseconds(10); $0.completionTokens = 100; $0.tokensPerChunk = 1 }
             let port = try #require(h.client.port)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let http = HTTPClient.shared  // process-wide; never shut down, so an early throw cannot leak it
             let response = try await http.execute(request(port: port, key: h.seed.secret, body: Self.streamBody), timeout: .seconds(30))
             var received = 0
             for try await chunk in response.body {
                 received += chunk.readableBytes
                 if received >= afterBytes { break }
             }
-            try await http.shutdown().get()
             let rows = try await h.settled(expectedRows: 1)
             #expect(rows.count == 1)
             #expect(rows.first?.estimated == true)
@@ -53,7 +52,7 @@ struct FaultToleranceTests {
             // 100 tokens at 2 per 20 ms chunk: the mock's whole stream takes about one second.
             h.mock.updateConfiguration { $0.streamChunkDelay = .milliseconds(20); $0.completionTokens = 100; $0.tokensPerChunk = 2 }
             let port = try #require(h.client.port)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let http = HTTPClient.shared  // process-wide; never shut down, so an early throw cannot leak it
             let response = try await http.execute(request(port: port, key: h.seed.secret, body: Self.streamBody), timeout: .seconds(30))
             #expect(response.status == .ok)
             var received = 0
@@ -61,7 +60,6 @@ struct FaultToleranceTests {
                 received += chunk.readableBytes
                 if received > 300 { break }  // hang up mid-stream
             }
-            try await http.shutdown().get()
             let rows = try await h.settled(expectedRows: 1)
             let row = try #require(rows.first)
             #expect(row.estimated)
@@ -85,10 +83,9 @@ struct FaultToleranceTests {
         try await ProxyHarness.run { h in
             h.mock.inject(fault, matching: "/v1/chat/completions")
             let port = try #require(h.client.port)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let http = HTTPClient.shared  // process-wide; never shut down, so an early throw cannot leak it
             let response = try await http.execute(request(port: port, key: h.seed.secret, body: Self.streamBody), timeout: .seconds(30))
             _ = try? await response.body.collect(upTo: 1 << 22)
-            try await http.shutdown().get()
             let rows = try await h.settled(expectedRows: 1)
             let row = try #require(rows.first)
             #expect(row.estimated)
@@ -148,7 +145,7 @@ struct FaultToleranceTests {
             // Long enough that all five are still in flight when the database goes away.
             h.mock.updateConfiguration { $0.latency = .seconds(3) }
             let port = try #require(h.client.port)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let http = HTTPClient.shared  // process-wide; never shut down, so an early throw cannot leak it
             let body = Data(#"{"model":"mistral-small-latest","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#.utf8)
             let inFlight = Task {
                 try await withThrowingTaskGroup(of: Int.self) { group in
@@ -179,7 +176,6 @@ struct FaultToleranceTests {
             let rows = try await h.settled(expectedRows: 5, timeout: .seconds(60))
             #expect(rows.count == 5)
             #expect(h.mock.requestLog.count == 5, "the refused request was never forwarded")
-            try await http.shutdown().get()
         }
     }
 

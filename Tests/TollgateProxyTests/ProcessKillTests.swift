@@ -37,7 +37,7 @@ struct ProcessKillTests {
                 defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
                 let log = work.appendingPathComponent("proxy.log")
                 let port = try await Self.listeningPort(log: log)
-                let http = HTTPClient(eventLoopGroupProvider: .singleton)
+                let http = HTTPClient.shared  // process-wide; never shut down, so an early throw cannot leak it
                 let response = try await http.execute(Self.chatStream(port: port, key: seed.secret), timeout: .seconds(10))
                 #expect(response.status == .ok)
                 var iterator = response.body.makeAsyncIterator()
@@ -46,7 +46,6 @@ struct ProcessKillTests {
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
                 _ = try? await iterator.next()
-                try await http.shutdown().get()
 
                 // The dead proxy's hold is still there, reserving budget.
                 let holdAmount = try await Self.single(database, "SELECT amount_nanos FROM holds WHERE proxy_id = 'doomed'")
@@ -125,7 +124,7 @@ struct ProcessKillTests {
                 let (process, work) = try Self.spawnProxy(databaseURL: testDatabase.url, proxyID: "leaving", totalTimeoutSeconds: 30)
                 defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
                 let port = try await Self.listeningPort(log: work.appendingPathComponent("proxy.log"))
-                let http = HTTPClient(eventLoopGroupProvider: .singleton)
+                let http = HTTPClient.shared  // process-wide; never shut down, so an early throw cannot leak it
                 let response = try await http.execute(Self.chatStream(port: port, key: seed.secret), timeout: .seconds(20))
                 var iterator = response.body.makeAsyncIterator()
                 var received = ByteBuffer()
@@ -133,7 +132,6 @@ struct ProcessKillTests {
 
                 kill(process.processIdentifier, SIGTERM)
                 while var chunk = try await iterator.next() { received.writeBuffer(&chunk) }
-                try await http.shutdown().get()
                 #expect(String(buffer: received).hasSuffix("data: [DONE]\n\n"), "the stream in flight completes")
 
                 for _ in 0..<100 where process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
