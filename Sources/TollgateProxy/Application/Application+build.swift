@@ -48,7 +48,7 @@ public func buildProxyApplication(
     let pipeline = ProxyPipeline(
         configuration: configuration,
         authenticator: Authenticator(hasher: dependencies.hasher, cache: keys, database: database, directory: directory),
-        prices: prices,
+        planner: HoldPlanner(configuration: configuration, prices: prices),
         admission: PostgresAdmissionGate(database: database, store: AdmissionStore(logger: logger)),
         vault: vault,
         forwarder: Forwarder(client: dependencies.httpClient, maxAttempts: configuration.maxAttempts,

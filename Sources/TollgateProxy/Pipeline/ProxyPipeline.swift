@@ -12,13 +12,9 @@ import TollgateStorage
 /// One request's path through the data plane, top to bottom:
 /// authenticate → authorize → limit + reserve → forward → meter → settle.
 struct ProxyPipeline: Sendable {
-    /// Prompt tokens held on top of an agent request's own bound for the agent's stored
-    /// instructions and tools, which the request does not carry.
-    static let agentInstructionsAllowance = 4096
-
     let configuration: ProxyConfiguration
     let authenticator: Authenticator
-    let prices: PriceCatalog
+    let planner: HoldPlanner
     let admission: any AdmissionGate
     let vault: CredentialVault
     let forwarder: Forwarder
@@ -74,66 +70,13 @@ struct ProxyPipeline: Sendable {
                                                        requestID: requestID.apiString)
             return relayUnmetered(upstream, requestID: requestID)
         case .metered, .meteredByPage:
-            let inspected = try BodyInspection.inspect(body)
-            // Agents (and conversations that go on) name no model: the hold uses the tenant's
-            // ceiling price, settlement the price of the model the response names.
-            let isConversation = route.family == .conversations
-            let continuesConversation = isConversation && path.split(separator: "/").count > 2
-            let isAgent = route.family == .agents || isConversation
-            let unnamed: String? = continuesConversation ? "conversation:\(path.split(separator: "/")[2])" : nil
-            guard let model = inspected.model ?? (isAgent ? inspected.agentID.map { "agent:\($0)" } ?? unnamed : nil) else {
-                throw ProxyError.badRequest("missing_model",
-                                            isAgent ? "The request body must name a 'model' or an 'agent_id'."
-                                                    : "The request body must name a 'model'.")
-            }
-            // 2. Authorize. An agent's model is unknown until it answers, so a key restricted to
-            // some models cannot use agents.
-            if isAgent, inspected.model == nil, !key.allowedModels.isEmpty {
-                throw ProxyError.forbidden("model_not_allowed",
-                    "This API key is limited to some models; agents run on a model the request does not name.")
-            }
-            try Authorizer.authorize(key, family: route.family, model: isAgent && inspected.model == nil ? nil : model)
-            let price = isAgent && inspected.model == nil
-                ? try await prices.ceiling(for: key)
-                : try await prices.price(for: key, model: model, allowUnpriced: configuration.allowUnpricedModels)
-
-            // The hold must bound the cost, so generating endpoints always carry max_tokens.
-            var forwardBody = body
-            var maxTokens = 0
-            var pages = 0
-            if route.kind == .meteredByPage {
-                pages = try BodyInspection.requestedPageCount(body) ?? configuration.ocrDefaultPages
-            }
-            if isConversation {
-                // Conversations take max_tokens inside completion_args.
-                if let requested = inspected.completionArgsMaxTokens {
-                    maxTokens = requested
-                } else {
-                    maxTokens = key.defaultMaxTokens ?? configuration.defaultMaxTokens
-                    forwardBody = try BodyInspection.settingCompletionArgsMaxTokens(body, to: maxTokens)
-                }
-            } else if route.kind == .metered(completes: true) {
-                if let requested = inspected.maxTokens {
-                    maxTokens = requested
-                } else {
-                    maxTokens = key.defaultMaxTokens ?? configuration.defaultMaxTokens
-                    forwardBody = BodyInspection.settingMaxTokens(body, to: maxTokens, inspected: inspected)
-                }
-                maxTokens *= max(1, inspected.choices)
-            }
-            // An agent adds its stored instructions to the prompt: allow for them in the hold.
-            let promptBound = inspected.promptTokensUpperBound + (inspected.agentID != nil ? Self.agentInstructionsAllowance : 0)
-                + (continuesConversation ? configuration.conversationHistoryTokens : 0)
-            let worstCase = route.kind == .meteredByPage
-                ? Usage(pages: pages)
-                : Usage(promptTokens: promptBound, completionTokens: maxTokens)
-            let hold = price.cost(of: worstCase)
+            // 2. Authorize, and work out the hold: the worst case this request can cost.
+            let plan = try await planner.plan(route: route, path: path, body: body, key: key)
 
             // 3. Limit + reserve, atomically, durable before forwarding.
             let reservation = ReservationRequest(
-                requestID: requestID, keyID: key.keyID, hold: hold,
-                tokens: Int64(worstCase.promptTokens + worstCase.completionTokens), proxyID: configuration.proxyID,
-                ttlSeconds: configuration.holdTTLSeconds, endpoint: route.family.rawValue, model: model,
+                requestID: requestID, keyID: key.keyID, hold: plan.hold, tokens: plan.tokens, proxyID: configuration.proxyID,
+                ttlSeconds: configuration.holdTTLSeconds, endpoint: route.family.rawValue, model: plan.model,
                 metadataJSON: metadata.json, traceparent: metadata.traceparent)
             let reserveStart = ContinuousClock.now
             let outcome = try await admission.admit(reservation)
@@ -142,20 +85,15 @@ struct ProxyPipeline: Sendable {
             let limits = RateLimitHeaders(key: key, outcome: outcome)
 
             // From here on the request holds budget: whatever happens, it settles exactly once.
-            var repricing: (@Sendable (String) async -> Price?)?
-            if isAgent, inspected.model == nil {
-                let catalog = prices
-                repricing = { answered in try? await catalog.price(for: key, model: answered, allowUnpriced: false) }
-            }
-            let settlement = PendingSettlement(requestID: requestID, tenantID: key.tenantID, model: model, price: price,
-                                               worstCase: worstCase, repricing: repricing,
+            let settlement = PendingSettlement(requestID: requestID, tenantID: key.tenantID, model: plan.model, price: plan.price,
+                                               worstCase: plan.worstCase, repricing: plan.priceOfAnsweringModel,
                                                started: started, queue: settlements, logger: logger)
             // 4. Forward.
             let upstream: UpstreamResponse
             do {
                 let credentials = try await vault.credentials(for: key)
                 upstream = try await forwarder.forward(method: request.method, pathAndQuery: pathAndQuery, headers: request.headers,
-                                                       body: forwardBody, credentials: credentials, requestID: requestID.apiString)
+                                                       body: plan.forwardBody, credentials: credentials, requestID: requestID.apiString)
             } catch {
                 await settlement.settle(usage: Usage(), statusCode: (error as? ProxyError).map { Int($0.status.code) } ?? 502,
                                         estimated: false, credentialID: nil, upstreamLatency: nil)
@@ -163,8 +101,8 @@ struct ProxyPipeline: Sendable {
             }
             ProxyMetrics.upstream(endpoint: route.family.rawValue, status: upstream.status, firstByte: upstream.firstByteLatency)
             // 5 + 6. Meter and settle (streamed or not).
-            if inspected.stream, upstream.status == 200 {
-                return relayStream(upstream, settlement: settlement, maxCompletion: maxTokens, requestID: requestID, limits: limits)
+            if plan.stream, upstream.status == 200 {
+                return relayStream(upstream, settlement: settlement, maxCompletion: plan.maxCompletion, requestID: requestID, limits: limits)
             }
             return try await relayBuffered(upstream, settlement: settlement, requestID: requestID, limits: limits)
         }
