@@ -77,7 +77,7 @@ struct LocalCluster: Sendable {
                 # --- TollgateTestSupport (throwaway test cluster) ---
                 listen_addresses = '127.0.0.1'
                 unix_socket_directories = '\(base)'
-                max_connections = 300
+                max_connections = 1000
                 fsync = off
                 synchronous_commit = off
                 full_page_writes = off

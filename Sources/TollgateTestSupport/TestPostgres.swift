@@ -182,9 +182,13 @@ public struct TestDatabase: Sendable {
 
     init(name: String, server: TestPostgres.Server) {
         self.name = name
-        self.configuration = PostgresClient.Configuration(
+        var configuration = PostgresClient.Configuration(
             host: server.host, port: server.port, username: server.username, password: server.password,
             database: name, tls: .disable)
+        // Every parallel test shares one cluster (max_connections 1000): small pools keep the
+        // whole suite under that limit.
+        configuration.options.maximumConnections = 6
+        self.configuration = configuration
         var components = URLComponents()
         components.scheme = "postgres"
         components.user = server.username

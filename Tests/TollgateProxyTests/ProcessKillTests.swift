@@ -85,7 +85,7 @@ struct ProcessKillTests {
             "TOLLGATE_KEY_PEPPER": Data(SHA256.hash(data: Data("proxy pepper".utf8))).base64EncodedString(),
             "TOLLGATE_PROXY_PORT": "0", "TOLLGATE_JOURNAL_DIR": work.path, "TOLLGATE_PROXY_ID": proxyID,
             "TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_SECONDS": "\(totalTimeoutSeconds)", "TOLLGATE_HOLD_GRACE_SECONDS": "1",
-            "LOG_FORMAT": "text", "LOG_LEVEL": "info",
+            "LOG_FORMAT": "text", "LOG_LEVEL": "info", "TOLLGATE_DATABASE_POOL_SIZE": "4",
         ]
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
