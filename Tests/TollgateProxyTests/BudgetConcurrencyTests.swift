@@ -13,7 +13,7 @@ struct BudgetConcurrencyTests {
     @Test func concurrentRequestsNeverOverspend() async throws {
         let payload = Data(#"{"model":"mistral-small-latest","max_tokens":8,"messages":[{"role":"user","content":"Count to three."}]}"#.utf8)
         let budgetNanos: Int64 = 1_000_000  // 0.001 USD: a few dozen of these requests
-        try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: budgetNanos), period: .monthly))) { h in
+        try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: budgetNanos), period: .monthly)), poolSize: 20) { h in
             let statuses = try await h.fire(count: 200, body: payload)
             let admitted = statuses.filter { $0 == 200 }.count
             #expect(admitted > 0)

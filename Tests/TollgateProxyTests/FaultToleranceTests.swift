@@ -108,6 +108,19 @@ struct FaultToleranceTests {
         }
     }
 
+    /// A connection reset after Mistral received the request is not retried: a retry could make
+    /// Mistral run and bill it twice. The client gets a 502; the ledger records one request at 0.
+    @Test func resetAfterSendingIsNotRetried() async throws {
+        try await ProxyHarness.run { h in
+            h.mock.inject(.resetBeforeHeaders, count: 1, matching: "/v1/chat/completions")
+            let reply = try await h.post("/v1/chat/completions", chatBody)
+            #expect(reply.status == .badGateway, "\(reply.body)")
+            #expect(h.mock.requestLog.count == 1, "exactly one upstream attempt")
+            let rows = try await h.settled(expectedRows: 1)
+            #expect(rows.map(\.costNanos) == [0])
+        }
+    }
+
     @Test func persistentUpstreamFailureIsPassedThroughAndCostsNothing() async throws {
         try await ProxyHarness.run { h in
             h.mock.inject(.serverError(status: 503), count: 3, matching: "/v1/chat/completions")

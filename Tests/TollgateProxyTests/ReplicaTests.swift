@@ -13,7 +13,7 @@ struct ReplicaTests {
 
     @Test func budgetHoldsAcrossReplicas() async throws {
         let budget: Int64 = 400_000
-        try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: budget), period: .lifetime)), replicas: 3) { h in
+        try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: budget), period: .lifetime)), replicas: 3, poolSize: 20) { h in
             let statuses = try await h.fire(count: 200, body: Self.body)
             let admitted = statuses.filter { $0 == 200 }.count
             #expect(statuses.contains(402))

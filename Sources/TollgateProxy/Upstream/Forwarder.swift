@@ -4,6 +4,7 @@ import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 
 /// What was received from Mistral: the response head and its body still streaming.
 struct UpstreamResponse: Sendable {
@@ -73,8 +74,14 @@ struct Forwarder: Sendable {
                 throw ProxyError.upstream(.gatewayTimeout, "Mistral did not answer in time.")
             } catch is CancellationError {
                 throw CancellationError()
+            } catch where !Self.failedBeforeSending(error) {
+                // The connection broke after the request may have reached Mistral: retrying could
+                // make Mistral run (and bill) it twice, so the client gets a 502 instead.
+                logger.info("upstream connection lost after sending", metadata: [
+                    "request_id": "\(requestID)", "error": "\(error)", "attempt": "\(attempt + 1)"])
+                throw ProxyError.upstream(.badGateway, "The connection to Mistral was lost.")
             } catch {
-                // Connection-level failure before any response: safe to retry elsewhere.
+                // Could not connect at all: nothing reached Mistral, so another credential may try.
                 lastFailure = "\(type(of: error))"
                 health.markFailed(credential.id)
                 logger.info("upstream connection failed", metadata: [
@@ -84,6 +91,19 @@ struct Forwarder: Sendable {
             }
         }
         throw ProxyError.upstream(.badGateway, "Mistral could not be reached (\(lastFailure)).")
+    }
+
+    /// Whether `error` means the request never left this host (no connection was made).
+    static func failedBeforeSending(_ error: any Error) -> Bool {
+        if let error = error as? HTTPClientError {
+            return error == .connectTimeout || error == .socksHandshakeTimeout || error == .tlsHandshakeTimeout
+        }
+        if error is NIOConnectionError { return true }
+        if let error = error as? IOError {
+            return [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, EADDRNOTAVAIL].contains(error.errnoCode)
+        }
+        if let error = error as? ChannelError, case .connectTimeout = error { return true }
+        return false
     }
 
     /// Credentials in a weighted random order: heavier ones first more often, all of them tried.

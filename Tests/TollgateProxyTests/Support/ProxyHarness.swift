@@ -52,7 +52,9 @@ struct ProxyHarness: Sendable {
     /// Every replica's client (index 0 is `client`); replicas share the database, as in production.
     let clients: [any TestClientProtocol]
 
-    static func run(_ options: KeyOptions = KeyOptions(), replicas: Int = 1,
+    /// `poolSize`: Postgres connections per replica (tests firing hundreds of requests at once need more
+    /// than the small default of test databases).
+    static func run(_ options: KeyOptions = KeyOptions(), replicas: Int = 1, poolSize: Int? = nil,
                     configure: @Sendable (inout ProxyConfiguration) -> Void = { _ in },
                     _ body: @escaping @Sendable (ProxyHarness) async throws -> Void) async throws {
         let mock = MockMistral(configuration: .init(acceptedKeys: [upstreamSecret]))
@@ -65,7 +67,9 @@ struct ProxyHarness: Sendable {
             var https: [HTTPClient] = []
             var postgresClients: [PostgresClient] = []
             for index in 0..<replicas {
-                let postgres = PostgresClient(configuration: testDatabase.configuration, backgroundLogger: logger)
+                var postgresConfiguration = testDatabase.configuration
+                if let poolSize { postgresConfiguration.options.maximumConnections = poolSize }
+                let postgres = PostgresClient(configuration: postgresConfiguration, backgroundLogger: logger)
                 var configuration = ProxyConfiguration(databaseURL: testDatabase.url)
                 configuration.journalDirectory = journalRoot + "/\(index)"
                 configuration.proxyID = "test-\(index)-\(UUID().uuidString.prefix(8))"
