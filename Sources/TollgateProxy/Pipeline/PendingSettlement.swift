@@ -43,7 +43,7 @@ final class PendingSettlement: Sendable {
         let cost = price.cost(of: usage)
         ProxyMetrics.usage(tenant: tenantID, model: model, promptTokens: usage.promptTokens,
                            completionTokens: usage.completionTokens, costNanos: cost.nanos)
-        await queue.submit(Settlement(
+        queue.submit(Settlement(
             requestID: requestID, cost: cost, usage: usage, statusCode: statusCode, estimated: estimated,
             credentialID: credentialID, upstreamLatencyMs: upstreamLatency?.milliseconds,
             totalLatencyMs: (ContinuousClock.now - started).milliseconds))
@@ -68,8 +68,7 @@ final class PendingSettlement: Sendable {
         let settlement = Settlement(
             requestID: requestID, cost: price.cost(of: worstCase), usage: worstCase, statusCode: 499, estimated: true,
             credentialID: nil, upstreamLatencyMs: nil, totalLatencyMs: (ContinuousClock.now - started).milliseconds)
-        let queue = self.queue
         logger.info("request dropped before settling; charging its hold", metadata: ["request_id": "\(requestID)"])
-        Task { await queue.submit(settlement) }
+        queue.submit(settlement)
     }
 }

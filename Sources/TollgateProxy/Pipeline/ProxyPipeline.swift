@@ -79,7 +79,18 @@ struct ProxyPipeline: Sendable {
                 ttlSeconds: configuration.holdTTLSeconds, endpoint: route.family.rawValue, model: plan.model,
                 metadataJSON: metadata.json, traceparent: metadata.traceparent)
             let reserveStart = ContinuousClock.now
-            let outcome = try await admission.admit(reservation)
+            let outcome: ReservationOutcome
+            do {
+                outcome = try await admission.admit(reservation)
+            } catch {
+                // The hold may have committed before the failure was seen (a lost connection or a
+                // deadline). A zero-cost release settles it if so, and does nothing otherwise, so it
+                // is not left for the reaper to charge in full.
+                settlements.submit(Settlement(requestID: requestID, cost: .zero, usage: Usage(), statusCode: 503, estimated: false,
+                                              credentialID: nil, upstreamLatencyMs: nil,
+                                              totalLatencyMs: (ContinuousClock.now - started).milliseconds))
+                throw error
+            }
             ProxyMetrics.reservation(ContinuousClock.now - reserveStart)
             if let refusal = outcome.refusal(currency: key.currency) { throw refusal }
             let limits = RateLimitHeaders(key: key, outcome: outcome)

@@ -5,8 +5,10 @@ import ServiceLifecycle
 import TollgateStorage
 
 /// Stage 6: settles every admitted request exactly once, without making the client wait.
-/// Each settlement is first appended to an fsync'd local journal, then posted to Postgres; while
-/// Postgres is unreachable it is retried, and after a crash the journal is replayed at start.
+/// Two loops run behind `submit`: the journal loop appends whatever was submitted since its last
+/// write to an fsync'd local journal (group commit: one fsync for many settlements), then hands it
+/// to the post loop, which posts batches to Postgres, one round trip and one commit each. While
+/// Postgres is unreachable the post loop retries, and after a crash the journal is replayed at start.
 /// Replays are harmless: `tollgate_settle` does nothing for a request already settled.
 final class SettlementQueue: Service, Sendable {
     /// Most settlements posted in one round trip.
@@ -19,9 +21,14 @@ final class SettlementQueue: Service, Sendable {
     private let store: SettlementStore
     private let journal: SettlementJournal
     private let logger: Logger
+    /// Submitted, not yet in the journal.
+    private let unjournaled = Locked([Settlement]())
+    /// In the journal, not yet posted.
     private let queued = Locked([Settlement]())
-    private let wakeUp: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
+    private let journalWakeUp: AsyncStream<Void>
+    private let journalWake: AsyncStream<Void>.Continuation
+    private let postWakeUp: AsyncStream<Void>
+    private let postWake: AsyncStream<Void>.Continuation
     private let shutdownDeadline = Locked<ContinuousClock.Instant?>(nil)
     private let backlog = Gauge(label: "tollgate_settlement_backlog")
     private let overshoot = Counter(label: "tollgate_overshoot_nanos_total")
@@ -31,45 +38,69 @@ final class SettlementQueue: Service, Sendable {
         self.store = SettlementStore(logger: logger)
         self.journal = journal
         self.logger = logger
-        (wakeUp, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (journalWakeUp, journalWake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (postWakeUp, postWake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Records the settlement durably (journal) and queues it for Postgres.
-    func submit(_ settlement: Settlement) async {
-        do {
-            try await journal.append(settlement)
-        } catch {
-            logger.error("settlement journal write failed; settling directly", metadata: ["error": "\(error)"])
-        }
-        let count = queued.withLock { $0.append(settlement); return $0.count }
-        backlog.record(count)
-        wake.yield()
+    /// Queues the settlement and returns at once: the client never waits for the journal or
+    /// Postgres. If the process dies before the journal write, the hold is still in Postgres and the
+    /// reaper settles it at the reserved amount: the cost is over-estimated, never lost.
+    func submit(_ settlement: Settlement) {
+        unjournaled.withLock { $0.append(settlement) }
+        backlog.record(backlogCount)
+        journalWake.yield()
     }
 
     /// Settlements still waiting for Postgres (for tests and graceful shutdown).
-    var backlogCount: Int { queued.withLock { $0.count } }
+    var backlogCount: Int { unjournaled.withLock { $0.count } + queued.withLock { $0.count } }
 
     func run() async throws {
         let replay = try journal.unacknowledged()
         if !replay.isEmpty {
             queued.withLock { $0.insert(contentsOf: replay, at: 0) }
-            wake.yield()
+            postWake.yield()
         }
         await withGracefulShutdownHandler {
-            for await _ in wakeUp {
-                guard await drain() else { return }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await _ in self.journalWakeUp { await self.journalSubmitted() }
+                    // Shutting down: journal the stragglers, then let the post loop finish.
+                    await self.journalSubmitted()
+                    self.postWake.finish()
+                }
+                group.addTask {
+                    for await _ in self.postWakeUp {
+                        guard await self.drain() else { return }
+                    }
+                    // Shutting down: post what is left, within the flush limit.
+                    _ = await self.drain()
+                }
             }
-            // Shutting down: post what is left, within the flush limit.
-            _ = await drain()
         } onGracefulShutdown: {
             self.shutdownDeadline.withLock { $0 = .now + Self.shutdownFlushLimit }
-            self.wake.finish()
+            self.journalWake.finish()
         }
+    }
+
+    /// Writes everything submitted so far in one append and one fsync, then queues it for posting.
+    private func journalSubmitted() async {
+        let batch = unjournaled.withLock { pending -> [Settlement] in
+            defer { pending.removeAll(keepingCapacity: true) }
+            return pending
+        }
+        guard !batch.isEmpty else { return }
+        do {
+            try await journal.append(batch)
+        } catch {
+            logger.error("settlement journal write failed; posting without it", metadata: ["error": "\(error)"])
+        }
+        queued.withLock { $0.append(contentsOf: batch) }
+        postWake.yield()
     }
 
     /// Posts everything queued, in batches: whatever queued up while the previous batch was in
     /// flight goes in one round trip and one commit, so settlement keeps up with admission.
-    /// Returns false when out of time while shutting down.
+    /// Returns false when out of time while shutting down (what is left is already journaled).
     private func drain() async -> Bool {
         while true {
             let batch = queued.withLock { queue -> [Settlement] in
@@ -119,8 +150,8 @@ final class SettlementQueue: Service, Sendable {
     }
 }
 
-/// Append-only journal of settlements: `S <json>` when submitted, `A <request id>` when posted.
-/// Every write is fsync'd before it returns. Writes run on one serial queue, off the async pool.
+/// Append-only journal of settlements: `S <json>` before posting, `A <request id>` once posted.
+/// Settlement writes are fsync'd before they return. Writes run on one serial queue, off the async pool.
 final class SettlementJournal: Sendable {
     private let url: URL
     private let queue = DispatchQueue(label: "tollgate.settlement-journal")
@@ -138,10 +169,18 @@ final class SettlementJournal: Sendable {
         self.handle = Locked(handle)
     }
 
-    func append(_ settlement: Settlement) async throws {
-        let data = try JSONEncoder().encode(settlement)
-        open.withLock { _ = $0.insert(settlement.requestID) }
-        try await write(Data("S ".utf8) + data + Data("\n".utf8))
+    /// Appends a batch in one write and one fsync.
+    func append(_ settlements: [Settlement]) async throws {
+        guard !settlements.isEmpty else { return }
+        let encoder = JSONEncoder()
+        var data = Data()
+        for settlement in settlements {
+            data.append(contentsOf: "S ".utf8)
+            data.append(try encoder.encode(settlement))
+            data.append(UInt8(ascii: "\n"))
+        }
+        open.withLock { open in for s in settlements { open.insert(s.requestID) } }
+        try await write(data)
     }
 
     /// Acknowledgements are not fsync'd: losing one only means a harmless replay (settling a
@@ -173,7 +212,11 @@ final class SettlementJournal: Sendable {
     /// Truncates the journal when nothing in it is outstanding.
     func compactIfIdle() async throws {
         guard open.withLock({ $0.isEmpty }) else { return }
+        let open = self.open
         try await onQueue { handle in
+            // Checked again on the write queue: an append that registered its ids before this ran
+            // has its write queued after us or already done, and must not be truncated away.
+            guard open.withLock({ $0.isEmpty }) else { return }
             try handle.truncate(atOffset: 0)
             try handle.synchronize()
         }

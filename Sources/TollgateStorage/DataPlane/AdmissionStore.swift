@@ -50,23 +50,49 @@ public struct AdmissionStore: Sendable {
             FROM tollgate_reserve(\(r.requestID), \(r.keyID), \(r.hold.nanos), \(r.tokens), \(r.proxyID), \(r.ttlSeconds)::integer,
                                   \(r.endpoint), \(r.model), \(r.metadataJSON)::jsonb, \(r.traceparent))
             """, logger: logger)
-        for try await (outcome, scopeText, retry, resets, remainingRequests, remainingTokens) in
-            rows.decode((String, String?, Int64?, Date?, Int64?, Int64?).self) {
-            let scope = scopeText.flatMap(LimitScope.init(rawValue:)) ?? .key
-            switch outcome {
-            case "ok": return .admitted(remainingRequests: remainingRequests, remainingTokens: remainingTokens)
-            case "key_inactive": return .keyInactive
-            case "key_expired": return .keyExpired
-            case "tenant_suspended": return .tenantSuspended
-            case "rate_limited": return .rateLimited(scope, retryAfterMilliseconds: retry ?? 1000, remainingTokens: remainingTokens)
-            case "tokens_limited": return .tokensLimited(scope, retryAfterMilliseconds: retry ?? 1000)
-            case "request_too_large": return .requestTooLarge(scope)
-            case "concurrency_limited": return .concurrencyLimited(scope)
-            case "budget_exhausted": return .budgetExhausted(scope, resetsAt: resets)
-            default: throw AdmissionError.unknownOutcome(outcome)
-            }
+        for try await row in rows.decode((String, String?, Int64?, Date?, Int64?, Int64?).self) {
+            return try Self.outcome(row)
         }
         throw AdmissionError.unknownOutcome("none")
+    }
+
+    /// Reserves many requests in one round trip and one commit (`tollgate_reserve_batch`): each is
+    /// still checked and charged all or nothing, in the order given. Returns outcomes in that order.
+    /// The whole batch fails together (nothing is reserved) if the statement fails, e.g. on a deadlock.
+    public func reserve(batch: [ReservationRequest], on db: PostgresConnection) async throws -> [ReservationOutcome] {
+        guard let first = batch.first else { return [] }
+        // One proxy id and TTL per batch: they are properties of the replica, not of the request.
+        let rows = try await db.query("""
+            SELECT outcome, scope, retry_after_ms, resets_at, remaining_requests, remaining_tokens
+            FROM tollgate_reserve_batch(\(batch.map(\.requestID)), \(batch.map(\.keyID)), \(batch.map(\.hold.nanos)),
+                \(batch.map(\.tokens)), \(first.proxyID), \(first.ttlSeconds)::integer, \(batch.map(\.endpoint)),
+                \(batch.map { $0.model ?? "" }), \(batch.map { $0.metadataJSON ?? "" }), \(batch.map { $0.traceparent ?? "" }))
+            ORDER BY ord
+            """, logger: logger)
+        var outcomes: [ReservationOutcome] = []
+        outcomes.reserveCapacity(batch.count)
+        for try await row in rows.decode((String, String?, Int64?, Date?, Int64?, Int64?).self) {
+            outcomes.append(try Self.outcome(row))
+        }
+        guard outcomes.count == batch.count else { throw AdmissionError.unknownOutcome("\(outcomes.count) of \(batch.count) rows") }
+        return outcomes
+    }
+
+    static func outcome(_ row: (String, String?, Int64?, Date?, Int64?, Int64?)) throws -> ReservationOutcome {
+        let (outcome, scopeText, retry, resets, remainingRequests, remainingTokens) = row
+        let scope = scopeText.flatMap(LimitScope.init(rawValue:)) ?? .key
+        switch outcome {
+        case "ok": return .admitted(remainingRequests: remainingRequests, remainingTokens: remainingTokens)
+        case "key_inactive": return .keyInactive
+        case "key_expired": return .keyExpired
+        case "tenant_suspended": return .tenantSuspended
+        case "rate_limited": return .rateLimited(scope, retryAfterMilliseconds: retry ?? 1000, remainingTokens: remainingTokens)
+        case "tokens_limited": return .tokensLimited(scope, retryAfterMilliseconds: retry ?? 1000)
+        case "request_too_large": return .requestTooLarge(scope)
+        case "concurrency_limited": return .concurrencyLimited(scope)
+        case "budget_exhausted": return .budgetExhausted(scope, resetsAt: resets)
+        default: throw AdmissionError.unknownOutcome(outcome)
+        }
     }
 }
 

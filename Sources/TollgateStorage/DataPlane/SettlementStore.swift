@@ -49,23 +49,18 @@ public struct SettlementStore: Sendable {
         return SettlementResult(settled: false, overshoot: .zero)
     }
 
-    /// Settles many requests in one round trip and one commit (each still exactly once).
+    /// Settles many requests in one round trip and one commit (each still exactly once), locking
+    /// their rows in the global order first so batches cannot deadlock with admissions.
     /// Returns the results in the order given.
     public func settle(batch: [Settlement], on db: PostgresConnection) async throws -> [SettlementResult] {
         guard batch.count > 1 else { return try await batch.asyncMap { try await settle($0, on: db) } }
         let rows = try await db.query("""
-            SELECT r.settled, r.overshoot_nanos
-            FROM unnest(\(batch.map(\.requestID)), \(batch.map(\.costNanos)), \(batch.map { Int64($0.promptTokens) }),
-                        \(batch.map { Int64($0.completionTokens) }), \(batch.map { Int64($0.cachedTokens) }),
-                        \(batch.map { Int64($0.pages) }), \(batch.map { Int64($0.statusCode) }), \(batch.map(\.estimated)),
-                        \(batch.map { $0.credentialID?.uuidString ?? "" }), \(batch.map { Int64($0.upstreamLatencyMs ?? -1) }),
-                        \(batch.map { Int64($0.totalLatencyMs ?? -1) }))
-                 WITH ORDINALITY AS s(request_id, cost, prompt, completion, cached, pages, status, estimated, credential,
-                                      upstream_ms, total_ms, position)
-            CROSS JOIN LATERAL tollgate_settle(s.request_id, s.cost, s.prompt::integer, s.completion::integer,
-                s.cached::integer, s.pages::integer, s.status::integer, s.estimated, nullif(s.credential, '')::uuid,
-                nullif(s.upstream_ms, -1)::integer, nullif(s.total_ms, -1)::integer) AS r
-            ORDER BY s.position
+            SELECT settled, overshoot_nanos
+            FROM tollgate_settle_batch(\(batch.map(\.requestID)), \(batch.map(\.costNanos)), \(batch.map { Int32(clamping: $0.promptTokens) }),
+                \(batch.map { Int32(clamping: $0.completionTokens) }), \(batch.map { Int32(clamping: $0.cachedTokens) }), \(batch.map { Int32(clamping: $0.pages) }),
+                \(batch.map { Int32(clamping: $0.statusCode) }), \(batch.map(\.estimated)), \(batch.map { $0.credentialID?.uuidString ?? "" }),
+                \(batch.map { Int32(clamping: $0.upstreamLatencyMs ?? -1) }), \(batch.map { Int32(clamping: $0.totalLatencyMs ?? -1) }))
+            ORDER BY ord
             """, logger: logger)
         var results: [SettlementResult] = []
         for try await (settled, overshoot) in rows.decode((Bool, Int64).self) {
