@@ -66,8 +66,11 @@ BEGIN
 END;
 $$;
 
--- Settles many requests in one statement (each exactly once, as tollgate_settle does); one result
--- row per request, in the order given. '' stands for a null credential id, -1 for a null latency.
+-- Settles many requests in one statement (each exactly once, with the same effects as
+-- tollgate_settle); one result row per request, in the order given. Set-based: a handful of
+-- statements per batch whatever its size, because settlement effects add up (slots and unused
+-- tokens given back, holds released, costs posted), unlike admission whose outcomes depend on order.
+-- '' stands for a null credential id, -1 for a null latency.
 CREATE FUNCTION tollgate_settle_batch(
     p_request_ids uuid[], p_costs bigint[], p_prompt_tokens integer[], p_completion_tokens integer[],
     p_cached_tokens integer[], p_pages integer[], p_status_codes integer[], p_estimated boolean[],
@@ -79,19 +82,72 @@ DECLARE
     keys_w record;
 BEGIN
     SELECT array_agg(tenant_id ORDER BY tenant_id) AS ids, array_agg(w ORDER BY tenant_id) AS windows INTO tenants_w
-      FROM (SELECT DISTINCT tenant_id, tenant_window_start AS w FROM holds
-             WHERE request_id = ANY (p_request_ids) AND (tenant_limited OR tenant_window_start IS NOT NULL)) s;
+      FROM (SELECT DISTINCT tenant_id, tenant_window_start AS w FROM holds WHERE request_id = ANY (p_request_ids)) s;
     SELECT array_agg(key_id ORDER BY key_id) AS ids, array_agg(w ORDER BY key_id) AS windows INTO keys_w
-      FROM (SELECT DISTINCT key_id, key_window_start AS w FROM holds
-             WHERE request_id = ANY (p_request_ids) AND (key_limited OR key_window_start IS NOT NULL)) s;
+      FROM (SELECT DISTINCT key_id, key_window_start AS w FROM holds WHERE request_id = ANY (p_request_ids)) s;
     PERFORM tollgate_lock_owners(tenants_w.ids, keys_w.ids, tenants_w.windows, keys_w.windows);
-    FOR i IN 1 .. coalesce(array_length(p_request_ids, 1), 0) LOOP
-        RETURN QUERY
-            SELECT i, r.settled, r.overshoot_nanos
-            FROM tollgate_settle(p_request_ids[i], p_costs[i], p_prompt_tokens[i], p_completion_tokens[i],
-                                 p_cached_tokens[i], p_pages[i], p_status_codes[i], p_estimated[i],
-                                 nullif(p_credential_ids[i], '')::uuid, nullif(p_upstream_latency_ms[i], -1),
-                                 nullif(p_total_latency_ms[i], -1)) r;
-    END LOOP;
+    RETURN QUERY
+    WITH input AS (
+        SELECT i.* FROM unnest(p_request_ids, p_costs, p_prompt_tokens, p_completion_tokens, p_cached_tokens, p_pages,
+                               p_status_codes, p_estimated, p_credential_ids, p_upstream_latency_ms, p_total_latency_ms)
+                        WITH ORDINALITY AS i(request_id, cost, prompt, completion, cached, pages, status, estimated,
+                                             credential, upstream_ms, total_ms, n)
+    ),
+    gone AS (
+        -- A request id given twice in one batch is deleted (settled) once.
+        DELETE FROM holds h USING input i WHERE h.request_id = i.request_id
+        RETURNING h.*, i.cost, i.prompt, i.completion, i.cached, i.pages, i.status, i.estimated, i.credential,
+                  i.upstream_ms, i.total_ms, i.n
+    ),
+    slots AS (
+        -- Per limit row: concurrency slots freed and tokens/min given back (unused = held - used; it
+        -- is negative when usage exceeded the hold, which takes the difference).
+        SELECT owner_id, count(*)::integer AS freed, sum(refund) AS refund_seconds FROM (
+            SELECT g.tenant_id AS owner_id,
+                   CASE WHEN t.tpm_limit IS NULL THEN 0
+                        ELSE 60.0 * (g.tokens - greatest(0, g.prompt) - greatest(0, g.completion)) / t.tpm_limit END AS refund
+              FROM gone g JOIN tenants t ON t.id = g.tenant_id WHERE g.tenant_limited
+            UNION ALL
+            SELECT g.key_id,
+                   CASE WHEN k.tpm_limit IS NULL THEN 0
+                        ELSE 60.0 * (g.tokens - greatest(0, g.prompt) - greatest(0, g.completion)) / k.tpm_limit END
+              FROM gone g JOIN virtual_keys k ON k.id = g.key_id WHERE g.key_limited
+        ) x GROUP BY owner_id
+    ),
+    limits_updated AS (
+        UPDATE limit_state ls SET in_flight = greatest(ls.in_flight - s.freed, 0),
+            token_tat = CASE WHEN ls.token_tat = '-infinity' OR s.refund_seconds = 0 THEN ls.token_tat
+                             ELSE ls.token_tat - make_interval(secs => s.refund_seconds) END
+        FROM slots s WHERE ls.owner_id = s.owner_id
+        RETURNING 1
+    ),
+    budgets AS (
+        SELECT owner_id, window_start, sum(amount_nanos) AS released, sum(cost) AS posted FROM (
+            SELECT tenant_id AS owner_id, tenant_window_start AS window_start, amount_nanos, cost
+              FROM gone WHERE tenant_window_start IS NOT NULL
+            UNION ALL
+            SELECT key_id, key_window_start, amount_nanos, cost FROM gone WHERE key_window_start IS NOT NULL
+        ) x GROUP BY owner_id, window_start
+    ),
+    budgets_updated AS (
+        UPDATE budget_windows bw SET reserved_nanos = greatest(bw.reserved_nanos - b.released, 0),
+            spent_nanos = bw.spent_nanos + b.posted
+        FROM budgets b WHERE bw.owner_id = b.owner_id AND bw.window_start = b.window_start
+        RETURNING 1
+    ),
+    ledger AS (
+        INSERT INTO usage_ledger (request_id, started_at, tenant_id, key_id, credential_id, endpoint, model,
+            prompt_tokens, completion_tokens, cached_tokens, pages, cost_nanos, currency, status_code, estimated,
+            upstream_latency_ms, total_latency_ms, metadata, traceparent)
+        SELECT g.request_id, g.started_at, g.tenant_id, g.key_id, nullif(g.credential, '')::uuid, g.endpoint, g.model,
+            greatest(g.prompt, 0), greatest(g.completion, 0), greatest(g.cached, 0), greatest(g.pages, 0), g.cost,
+            g.currency, g.status, g.estimated, nullif(g.upstream_ms, -1), nullif(g.total_ms, -1), g.metadata, g.traceparent
+        FROM gone g
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT i.n::integer, g.request_id IS NOT NULL, coalesce(greatest(g.cost - g.amount_nanos, 0), 0)::bigint
+    FROM input i LEFT JOIN gone g ON g.n = i.n
+    ORDER BY i.n;
 END;
 $$;

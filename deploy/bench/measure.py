@@ -59,7 +59,8 @@ def cmd_idle(a):
 
 def cmd_run(a):
     pids = pids_of(a.pids)
-    cpu0 = {p: cpu_ticks(p) for p in pids}
+    db_pids = pids_of(a.db_pids)
+    cpu0 = {p: cpu_ticks(p) for p in pids + db_pids}
     rss_start = {p: rss_kb(p) for p in pids}
     peak = dict(rss_start)
     stop = threading.Event()
@@ -83,6 +84,7 @@ def cmd_run(a):
     opens = tcp_opens() - opens0
     busy = 1 - (idle1 - idle0) / max(1, tot1 - tot0)
     cpu_s = sum(cpu_ticks(p) - cpu0[p] for p in pids) / TICK
+    db_cpu_s = sum(cpu_ticks(p) - cpu0[p] for p in db_pids) / TICK
     result = json.load(open(a.result))
     if a.result2 and os.path.exists(a.result2):
         merge(result, json.load(open(a.result2)))
@@ -95,6 +97,8 @@ def cmd_run(a):
         out.update(rss_start_kb=sum(rss_start.values()), rss_peak_kb=sum(peak.values()),
                    rss_peak_per_process_kb=[peak[p] for p in pids], cpu_s=cpu_s,
                    cpu_us_per_request=(cpu_s * 1e6 / requests) if requests else None)
+    if db_pids and requests:
+        out.update(db_cpu_s=db_cpu_s, db_cpu_us_per_request=db_cpu_s * 1e6 / requests)
     json.dump(out, open(a.out, "w"), indent=1)
     if rc != 0:
         sys.exit(f"load generator failed (rc {rc})")
@@ -220,7 +224,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd_name", required=True)
     p = sub.add_parser("idle"); p.add_argument("--pids", default=""); p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_idle)
-    p = sub.add_parser("run"); p.add_argument("--pids", default=""); p.add_argument("--out", required=True)
+    p = sub.add_parser("run"); p.add_argument("--pids", default=""); p.add_argument("--db-pids", default=""); p.add_argument("--out", required=True)
     p.add_argument("--result", required=True); p.add_argument("--result2")
     p.add_argument("--meta", action="append", default=[]); p.add_argument("cmd", nargs=argparse.REMAINDER)
     p.set_defaults(fn=cmd_run)

@@ -145,6 +145,10 @@ def main():
         if p == "tollgate" and r.get("cpu_us_per_request") is not None:
             cpu.append(f"{s} {r['cpu_us_per_request']:.0f}")
     res.append("proxy CPU µs/request: " + ", ".join(cpu))
+    db = [f"{s} {r['db_cpu_us_per_request']:.0f}" for (s, p), r in sorted(runs.items())
+          if p == "tollgate" and r.get("db_cpu_us_per_request") is not None]
+    if db:
+        res.append("Postgres CPU µs/request (admission + settlement): " + ", ".join(db))
     peaks = [f"{s} {r['rss_peak_kb'] / 1024:.0f}" for (s, p), r in sorted(runs.items()) if p == "tollgate" and r.get("rss_peak_kb")]
     res.append("proxy peak RSS MB by scenario: " + ", ".join(peaks))
 

@@ -213,7 +213,9 @@ run_wrk() {
   if [ "$label" = tollgate ] && [ "${BENCH_PERF:-}" = "$name" ]; then   # optional CPU profile of the proxy
     perf record -F 499 -g -p "$(proxy_pids)" -o "$here/results/perf-$name.data" >/dev/null 2>&1 & perf_pid=$!
   fi
-  python3 "$here/measure.py" run --pids "$(sut_pids "$label")" \
+  local db_pids=""   # Postgres backends (the proxy's pooled connections): CPU the database spends per request
+  [ "$label" = tollgate ] && db_pids=$(pgrep -d, -P "$(head -1 "$work/pg/postmaster.pid")" || true)
+  python3 "$here/measure.py" run --pids "$(sut_pids "$label")" --db-pids "$db_pids" \
     --out "$work/out/$name.$label.json" --result "$work/out/$name.$label.wrk.json" \
     --meta "scenario=$name" --meta "path=$label" --meta "connections=$conns" -- \
     env "${env[@]}" BENCH_OUT="$work/out/$name.$label.wrk.json" "${load_pin[@]}" \

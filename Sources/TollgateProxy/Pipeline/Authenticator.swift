@@ -15,8 +15,10 @@ struct Authenticator: Sendable {
     func authenticate(_ headers: HTTPFields) async throws -> ResolvedKey {
         guard let header = headers[.authorization] else { throw ProxyError.invalidKey }
         let parts = header.split(separator: " ", maxSplits: 1)
+        // Trimmed as a Substring: Foundation's trimmingCharacters bridges through NSString on
+        // every request.
         guard parts.count == 2, parts[0].lowercased() == "bearer",
-              let token = try? SecretToken.parse(parts[1].trimmingCharacters(in: .whitespaces), as: .virtualKey)
+              let token = try? SecretToken.parse(parts[1].trimmingSpaces, as: .virtualKey)
         else { throw ProxyError.invalidKey }
         let hash = Data(hasher.hash(token.value))
         switch cache.lookup(hash) {
@@ -108,5 +110,14 @@ final class KeyCache: Sendable {
             state.entries.removeAll()
             state.negativeCount = 0
         }
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while let c = s.first, c == " " || c == "\t" { s = s.dropFirst() }
+        while let c = s.last, c == " " || c == "\t" { s = s.dropLast() }
+        return s
     }
 }

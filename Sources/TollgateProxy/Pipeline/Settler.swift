@@ -172,13 +172,13 @@ final class SettlementJournal: Sendable {
     /// Appends a batch in one write and one fsync.
     func append(_ settlements: [Settlement]) async throws {
         guard !settlements.isEmpty else { return }
-        let encoder = JSONEncoder()
-        var data = Data()
+        var text = ""
         for settlement in settlements {
-            data.append(contentsOf: "S ".utf8)
-            data.append(try encoder.encode(settlement))
-            data.append(UInt8(ascii: "\n"))
+            text += "S "
+            text += settlement.journalJSON
+            text += "\n"
         }
+        let data = Data(text.utf8)
         open.withLock { open in for s in settlements { open.insert(s.requestID) } }
         try await write(data)
     }
@@ -244,5 +244,20 @@ final class SettlementJournal: Sendable {
                 }
             }
         }
+    }
+}
+
+extension Settlement {
+    /// The journal's JSON for one settlement, written by hand because JSONEncoder was a few percent
+    /// of the proxy's CPU per request. Read back with the synthesized Decodable (tested).
+    var journalJSON: String {
+        var json = #"{"requestID":""# + requestID.uuidString + #"","costNanos":"# + String(costNanos)
+        json += #","promptTokens":"# + String(promptTokens) + #","completionTokens":"# + String(completionTokens)
+        json += #","cachedTokens":"# + String(cachedTokens) + #","pages":"# + String(pages)
+        json += #","statusCode":"# + String(statusCode) + #","estimated":"# + (estimated ? "true" : "false")
+        if let credentialID { json += #","credentialID":""# + credentialID.uuidString + #"""# }
+        if let upstreamLatencyMs { json += #","upstreamLatencyMs":"# + String(upstreamLatencyMs) }
+        if let totalLatencyMs { json += #","totalLatencyMs":"# + String(totalLatencyMs) }
+        return json + "}"
     }
 }

@@ -1,0 +1,33 @@
+import Foundation
+import Testing
+import TollgateDomain
+import TollgateStorage
+@testable import TollgateProxy
+
+@Suite("Settlement journal")
+struct SettlementJournalTests {
+    static let full = Settlement(
+        requestID: UUID(), cost: Money(nanos: 1_234_567), usage: Usage(promptTokens: 12, completionTokens: 34, cachedTokens: 5, pages: 2),
+        statusCode: 499, estimated: true, credentialID: UUID(), upstreamLatencyMs: 17, totalLatencyMs: 25)
+    static let sparse = Settlement(
+        requestID: UUID(), cost: .zero, usage: Usage(), statusCode: 503, estimated: false, credentialID: nil,
+        upstreamLatencyMs: nil, totalLatencyMs: nil)
+
+    /// The hand-written journal line reads back, field for field, with the Decodable the replay uses.
+    @Test(arguments: [full, sparse])
+    func handWrittenLineDecodes(_ settlement: Settlement) throws {
+        let decoded = try JSONDecoder().decode(Settlement.self, from: Data(settlement.journalJSON.utf8))
+        #expect(decoded == settlement)
+    }
+
+    /// Appended batches are replayed until acknowledged, and only those.
+    @Test func unacknowledgedSettlementsAreReplayed() async throws {
+        let directory = NSTemporaryDirectory() + "tollgate-journal-test-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let journal = try SettlementJournal(directory: directory, name: "t")
+        try await journal.append([Self.full, Self.sparse])
+        try await journal.acknowledge([Self.full.requestID])
+        let reopened = try SettlementJournal(directory: directory, name: "t")
+        #expect(try reopened.unacknowledged() == [Self.sparse])
+    }
+}
