@@ -30,4 +30,33 @@ struct SettlementJournalTests {
         let reopened = try SettlementJournal(directory: directory, name: "t")
         #expect(try reopened.unacknowledged() == [Self.sparse])
     }
+
+    /// The journal is truncated only when nothing is outstanding and it has grown past the
+    /// threshold (truncation costs an fsync, so not after every quiet moment).
+    @Test func compactsOnlyWhenIdleAndLarge() async throws {
+        let directory = NSTemporaryDirectory() + "tollgate-journal-test-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let journal = try SettlementJournal(directory: directory, name: "t")
+        let path = directory + "/settlements-t.journal"
+        func size() throws -> Int { (try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? -1 }
+
+        try await journal.append([Self.full])
+        try await journal.acknowledge([Self.full.requestID])
+        try await journal.compactIfIdle()
+        #expect(try size() > 0, "small journal kept")
+
+        var batch: [Settlement] = []
+        while batch.count * 200 < SettlementJournal.compactionThreshold + 1000 {
+            var s = Self.sparse
+            s.requestID = UUID()
+            batch.append(s)
+        }
+        try await journal.append(batch)
+        try await journal.acknowledge(Array(batch.dropLast().map(\.requestID)))
+        try await journal.compactIfIdle()
+        #expect(try size() > SettlementJournal.compactionThreshold, "one settlement still outstanding: kept")
+        try await journal.acknowledge([batch.last!.requestID])
+        try await journal.compactIfIdle()
+        #expect(try size() == 0)
+    }
 }

@@ -157,6 +157,10 @@ final class SettlementJournal: Sendable {
     private let queue = DispatchQueue(label: "tollgate.settlement-journal")
     private let handle: Locked<FileHandle?>
     private let open = Locked(Set<UUID>())
+    /// Bytes written since the last truncation.
+    private let written = Locked(0)
+    /// Truncating costs an fsync, so it waits until the journal is worth it, not every idle moment.
+    static let compactionThreshold = 1 << 20
 
     init(directory: String, name: String) throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -165,7 +169,7 @@ final class SettlementJournal: Sendable {
             FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600])
         }
         let handle = try FileHandle(forWritingTo: url)
-        try handle.seekToEnd()
+        written.withLock { $0 = Int((try? handle.seekToEnd()) ?? 0) }
         self.handle = Locked(handle)
     }
 
@@ -188,6 +192,7 @@ final class SettlementJournal: Sendable {
     func acknowledge(_ requestIDs: [UUID]) async throws {
         open.withLock { open in for id in requestIDs { open.remove(id) } }
         let text = requestIDs.map { "A \($0.uuidString)\n" }.joined()
+        written.withLock { $0 += text.utf8.count }
         try await onQueue { handle in try handle.write(contentsOf: Data(text.utf8)) }
     }
 
@@ -209,20 +214,23 @@ final class SettlementJournal: Sendable {
         return result
     }
 
-    /// Truncates the journal when nothing in it is outstanding.
+    /// Truncates the journal when nothing in it is outstanding and it has grown past the threshold.
     func compactIfIdle() async throws {
-        guard open.withLock({ $0.isEmpty }) else { return }
+        guard open.withLock({ $0.isEmpty }), written.withLock({ $0 >= Self.compactionThreshold }) else { return }
         let open = self.open
+        let written = self.written
         try await onQueue { handle in
             // Checked again on the write queue: an append that registered its ids before this ran
             // has its write queued after us or already done, and must not be truncated away.
             guard open.withLock({ $0.isEmpty }) else { return }
             try handle.truncate(atOffset: 0)
             try handle.synchronize()
+            written.withLock { $0 = 0 }
         }
     }
 
     private func write(_ data: Data) async throws {
+        written.withLock { $0 += data.count }
         try await onQueue { handle in
             try handle.write(contentsOf: data)
             try handle.synchronize()
