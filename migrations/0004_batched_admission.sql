@@ -151,3 +151,203 @@ BEGIN
     ORDER BY i.n;
 END;
 $$;
+
+-- tollgate_reserve, same rules and outcomes as in 0003, in fewer statements: key and tenant are read
+-- in one join, their limit rows locked in one ordered statement, their budget rows in another, and
+-- each kind of row updated in one statement. Measured: the statement count was most of the database
+-- CPU per request. Lock order is unchanged (tenant limits, key limits, tenant budget, key budget).
+CREATE OR REPLACE FUNCTION tollgate_reserve(
+    p_request_id uuid, p_key_id uuid, p_amount bigint, p_tokens bigint, p_proxy_id text,
+    p_ttl_seconds integer, p_endpoint text, p_model text, p_metadata jsonb, p_traceparent text
+) RETURNS TABLE (
+    outcome text, scope text, retry_after_ms bigint, resets_at timestamptz,
+    remaining_requests bigint, remaining_tokens bigint
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ts timestamptz := clock_timestamp();
+    pair record;
+    k virtual_keys%ROWTYPE;
+    t tenants%ROWTYPE;
+    r record;
+    ks limit_state%ROWTYPE;
+    ts limit_state%ROWTYPE;
+    k_window timestamptz;
+    t_window timestamptz;
+    k_budget budget_windows%ROWTYPE;
+    t_budget budget_windows%ROWTYPE;
+    key_limited boolean;
+    tenant_limited boolean;
+    limit_ids uuid[] := '{}';
+    found_limits integer := 0;
+    found_budgets integer := 0;
+    new_k_req timestamptz; new_k_tok timestamptz;
+    new_t_req timestamptz; new_t_tok timestamptz;
+    rem_req bigint := NULL;
+    rem_tok bigint := NULL;
+BEGIN
+    SELECT vk AS key_row, tn AS tenant_row INTO pair
+      FROM virtual_keys vk JOIN tenants tn ON tn.id = vk.tenant_id WHERE vk.id = p_key_id;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'key_inactive'::text, 'key'::text, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+    k := pair.key_row;
+    t := pair.tenant_row;
+    IF k.status <> 'active' THEN
+        RETURN QUERY SELECT 'key_inactive'::text, 'key'::text, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+    IF k.expires_at IS NOT NULL AND k.expires_at <= now_ts THEN
+        RETURN QUERY SELECT 'key_expired'::text, 'key'::text, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+    IF t.status <> 'active' THEN
+        RETURN QUERY SELECT 'tenant_suspended'::text, 'tenant'::text, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+
+    tenant_limited := t.rpm_limit IS NOT NULL OR t.tpm_limit IS NOT NULL OR t.max_concurrent IS NOT NULL;
+    key_limited := k.rpm_limit IS NOT NULL OR k.tpm_limit IS NOT NULL OR k.max_concurrent IS NOT NULL;
+
+    -- A request that can never fit a tokens/min limit is refused outright, not retried forever.
+    IF k.tpm_limit IS NOT NULL AND p_tokens > k.tpm_limit THEN
+        RETURN QUERY SELECT 'request_too_large'::text, 'key'::text, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+    IF t.tpm_limit IS NOT NULL AND p_tokens > t.tpm_limit THEN
+        RETURN QUERY SELECT 'request_too_large'::text, 'tenant'::text, NULL::bigint, NULL::timestamptz, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
+
+    -- Limit rows: tenant's then key's, locked in one statement (rows are created on first use).
+    IF tenant_limited THEN limit_ids := limit_ids || t.id; END IF;
+    IF key_limited THEN limit_ids := limit_ids || k.id; END IF;
+    IF cardinality(limit_ids) > 0 THEN
+        FOR r IN SELECT * FROM limit_state WHERE owner_id = ANY (limit_ids)
+                 ORDER BY owner_kind = 'key', owner_id FOR UPDATE LOOP
+            IF r.owner_id = t.id THEN ts := r; ELSE ks := r; END IF;
+            found_limits := found_limits + 1;
+        END LOOP;
+        IF found_limits < cardinality(limit_ids) THEN
+            IF tenant_limited THEN
+                INSERT INTO limit_state (owner_id, tenant_id, owner_kind) VALUES (t.id, t.id, 'tenant') ON CONFLICT DO NOTHING;
+                SELECT * INTO ts FROM limit_state WHERE owner_id = t.id FOR UPDATE;
+            END IF;
+            IF key_limited THEN
+                INSERT INTO limit_state (owner_id, tenant_id, owner_kind) VALUES (k.id, t.id, 'key') ON CONFLICT DO NOTHING;
+                SELECT * INTO ks FROM limit_state WHERE owner_id = k.id FOR UPDATE;
+            END IF;
+        END IF;
+    END IF;
+    -- Budget rows: tenant's then key's current window, likewise.
+    IF t.budget_limit_nanos IS NOT NULL THEN t_window := tollgate_window_start(t.budget_period, now_ts); END IF;
+    IF k.budget_limit_nanos IS NOT NULL THEN k_window := tollgate_window_start(k.budget_period, now_ts); END IF;
+    IF t_window IS NOT NULL OR k_window IS NOT NULL THEN
+        FOR r IN SELECT * FROM budget_windows
+                 WHERE (owner_id = t.id AND window_start = t_window) OR (owner_id = k.id AND window_start = k_window)
+                 ORDER BY owner_kind = 'key', owner_id FOR UPDATE LOOP
+            IF r.owner_id = t.id THEN t_budget := r; ELSE k_budget := r; END IF;
+            found_budgets := found_budgets + 1;
+        END LOOP;
+        IF found_budgets < (t_window IS NOT NULL)::integer + (k_window IS NOT NULL)::integer THEN
+            IF t_window IS NOT NULL THEN
+                INSERT INTO budget_windows (owner_id, window_start, tenant_id, owner_kind, window_end, limit_nanos)
+                VALUES (t.id, t_window, t.id, 'tenant', tollgate_window_end(t.budget_period, t_window), t.budget_limit_nanos)
+                ON CONFLICT DO NOTHING;
+                SELECT * INTO t_budget FROM budget_windows WHERE owner_id = t.id AND window_start = t_window FOR UPDATE;
+            END IF;
+            IF k_window IS NOT NULL THEN
+                INSERT INTO budget_windows (owner_id, window_start, tenant_id, owner_kind, window_end, limit_nanos)
+                VALUES (k.id, k_window, t.id, 'key', tollgate_window_end(k.budget_period, k_window), k.budget_limit_nanos)
+                ON CONFLICT DO NOTHING;
+                SELECT * INTO k_budget FROM budget_windows WHERE owner_id = k.id AND window_start = k_window FOR UPDATE;
+            END IF;
+        END IF;
+    END IF;
+
+    -- Requests per minute (GCRA).
+    IF k.rpm_limit IS NOT NULL THEN
+        new_k_req := greatest(ks.request_tat, now_ts) + interval '60 seconds' / k.rpm_limit;
+        IF new_k_req - now_ts > interval '60 seconds' THEN
+            RETURN QUERY SELECT 'rate_limited'::text, 'key'::text,
+                ceil(extract(epoch FROM (new_k_req - now_ts - interval '60 seconds')) * 1000)::bigint,
+                NULL::timestamptz, 0::bigint, NULL::bigint;
+            RETURN;
+        END IF;
+        rem_req := floor(extract(epoch FROM (interval '60 seconds' - (new_k_req - now_ts))) * k.rpm_limit / 60)::bigint;
+    END IF;
+    IF t.rpm_limit IS NOT NULL THEN
+        new_t_req := greatest(ts.request_tat, now_ts) + interval '60 seconds' / t.rpm_limit;
+        IF new_t_req - now_ts > interval '60 seconds' THEN
+            RETURN QUERY SELECT 'rate_limited'::text, 'tenant'::text,
+                ceil(extract(epoch FROM (new_t_req - now_ts - interval '60 seconds')) * 1000)::bigint,
+                NULL::timestamptz, rem_req, NULL::bigint;
+            RETURN;
+        END IF;
+    END IF;
+    -- Tokens per minute (GCRA weighted by the request's token hold).
+    IF k.tpm_limit IS NOT NULL THEN
+        new_k_tok := greatest(ks.token_tat, now_ts) + make_interval(secs => 60.0 * p_tokens / k.tpm_limit);
+        IF new_k_tok - now_ts > interval '60 seconds' THEN
+            RETURN QUERY SELECT 'tokens_limited'::text, 'key'::text,
+                ceil(extract(epoch FROM (new_k_tok - now_ts - interval '60 seconds')) * 1000)::bigint,
+                NULL::timestamptz, rem_req, 0::bigint;
+            RETURN;
+        END IF;
+        rem_tok := floor(extract(epoch FROM (interval '60 seconds' - (new_k_tok - now_ts))) * k.tpm_limit / 60)::bigint;
+    END IF;
+    IF t.tpm_limit IS NOT NULL THEN
+        new_t_tok := greatest(ts.token_tat, now_ts) + make_interval(secs => 60.0 * p_tokens / t.tpm_limit);
+        IF new_t_tok - now_ts > interval '60 seconds' THEN
+            RETURN QUERY SELECT 'tokens_limited'::text, 'tenant'::text,
+                ceil(extract(epoch FROM (new_t_tok - now_ts - interval '60 seconds')) * 1000)::bigint,
+                NULL::timestamptz, rem_req, rem_tok;
+            RETURN;
+        END IF;
+    END IF;
+    -- Concurrency.
+    IF k.max_concurrent IS NOT NULL AND ks.in_flight >= k.max_concurrent THEN
+        RETURN QUERY SELECT 'concurrency_limited'::text, 'key'::text, 1000::bigint, NULL::timestamptz, rem_req, rem_tok;
+        RETURN;
+    END IF;
+    IF t.max_concurrent IS NOT NULL AND ts.in_flight >= t.max_concurrent THEN
+        RETURN QUERY SELECT 'concurrency_limited'::text, 'tenant'::text, 1000::bigint, NULL::timestamptz, rem_req, rem_tok;
+        RETURN;
+    END IF;
+    -- Budgets: spent + reserved + hold <= limit, the limit being the budget in force now.
+    IF t.budget_limit_nanos IS NOT NULL
+       AND t_budget.spent_nanos + t_budget.reserved_nanos + p_amount > t.budget_limit_nanos THEN
+        RETURN QUERY SELECT 'budget_exhausted'::text, 'tenant'::text, NULL::bigint,
+            tollgate_window_end(t.budget_period, t_window), rem_req, rem_tok;
+        RETURN;
+    END IF;
+    IF k.budget_limit_nanos IS NOT NULL
+       AND k_budget.spent_nanos + k_budget.reserved_nanos + p_amount > k.budget_limit_nanos THEN
+        RETURN QUERY SELECT 'budget_exhausted'::text, 'key'::text, NULL::bigint,
+            tollgate_window_end(k.budget_period, k_window), rem_req, rem_tok;
+        RETURN;
+    END IF;
+
+    -- Everything fits: charge it all.
+    IF cardinality(limit_ids) > 0 THEN
+        UPDATE limit_state SET
+            request_tat = CASE WHEN owner_id = t.id THEN coalesce(new_t_req, request_tat) ELSE coalesce(new_k_req, request_tat) END,
+            token_tat = CASE WHEN owner_id = t.id THEN coalesce(new_t_tok, token_tat) ELSE coalesce(new_k_tok, token_tat) END,
+            in_flight = in_flight + 1
+        WHERE owner_id = ANY (limit_ids);
+    END IF;
+    IF t_window IS NOT NULL OR k_window IS NOT NULL THEN
+        UPDATE budget_windows SET reserved_nanos = reserved_nanos + p_amount,
+            limit_nanos = CASE WHEN owner_id = t.id THEN t.budget_limit_nanos ELSE k.budget_limit_nanos END
+        WHERE (owner_id = t.id AND window_start = t_window) OR (owner_id = k.id AND window_start = k_window);
+    END IF;
+    INSERT INTO holds (request_id, tenant_id, key_id, started_at, expires_at, proxy_id, endpoint, model, currency,
+                       amount_nanos, tokens, key_window_start, tenant_window_start, key_limited, tenant_limited,
+                       metadata, traceparent)
+    VALUES (p_request_id, t.id, k.id, now_ts, now_ts + make_interval(secs => p_ttl_seconds), p_proxy_id, p_endpoint,
+            p_model, t.currency, p_amount, p_tokens, k_window, t_window, key_limited, tenant_limited,
+            p_metadata, p_traceparent);
+    RETURN QUERY SELECT 'ok'::text, NULL::text, NULL::bigint, NULL::timestamptz, rem_req, rem_tok;
+END;
+$$;

@@ -26,6 +26,33 @@ def load(work):
     return runs, ledgers, idle, lookups
 
 
+def stage_means(work):
+    """Mean reservation round trip, upstream first byte and time to response headers per scenario,
+    from the proxy's /metrics snapshots taken after each Tollgate run (cumulative, so diffed)."""
+    names = {"reservation": "tollgate_reservation_seconds", "upstream first byte": "tollgate_upstream_first_byte_seconds",
+             "headers": "tollgate_request_duration_seconds"}
+    def totals(text):
+        out = {}
+        for label, metric in names.items():
+            sums = [float(v) for v in re.findall(rf"^{metric}_sum(?:{{[^}}]*}})? ([\d.e+-]+)$", text, re.M)]
+            counts = [float(v) for v in re.findall(rf"^{metric}_count(?:{{[^}}]*}})? ([\d.e+-]+)$", text, re.M)]
+            out[label] = (sum(sums), sum(counts))
+        return out
+    files = sorted(glob.glob(f"{work}/out/*.metrics.txt"), key=os.path.getmtime)
+    previous, result = None, {}
+    for f in files:
+        now = totals(open(f).read())
+        scenario = os.path.basename(f).split(".")[0]
+        means = {}
+        for label, (total, count) in now.items():
+            t0, c0 = previous[label] if previous else (0.0, 0.0)
+            if count > c0:
+                means[label] = 1000 * (total - t0) / (count - c0)
+        result[scenario] = means
+        previous = now
+    return result
+
+
 def ms(us):
     return None if us is None else us / 1000.0
 
@@ -145,6 +172,11 @@ def main():
         if p == "tollgate" and r.get("cpu_us_per_request") is not None:
             cpu.append(f"{s} {r['cpu_us_per_request']:.0f}")
     res.append("proxy CPU µs/request: " + ", ".join(cpu))
+    stages = stage_means(a.work)
+    if stages:
+        res.append("inside the proxy, means in ms (reservation round trip / upstream first byte / time to headers): " +
+                   "; ".join(f"{sc} " + " / ".join(f"{m.get(k, float('nan')):.3f}" for k in ("reservation", "upstream first byte", "headers"))
+                             for sc, m in stages.items()))
     db = [f"{s} {r['db_cpu_us_per_request']:.0f}" for (s, p), r in sorted(runs.items())
           if p == "tollgate" and r.get("db_cpu_us_per_request") is not None]
     if db:
