@@ -38,18 +38,18 @@ def stage_means(work):
             counts = [float(v) for v in re.findall(rf"^{metric}_count(?:{{[^}}]*}})? ([\d.e+-]+)$", text, re.M)]
             out[label] = (sum(sums), sum(counts))
         return out
-    files = sorted(glob.glob(f"{work}/out/*.metrics.txt"), key=os.path.getmtime)
-    previous, result = None, {}
-    for f in files:
-        now = totals(open(f).read())
+    result = {}
+    for f in sorted(glob.glob(f"{work}/out/*.metrics.txt")):
         scenario = os.path.basename(f).split(".")[0]
+        before_file = f"{work}/out/{scenario}.metrics-before.txt"
+        before = totals(open(before_file).read()) if os.path.exists(before_file) else None
+        after = totals(open(f).read())
         means = {}
-        for label, (total, count) in now.items():
-            t0, c0 = previous[label] if previous else (0.0, 0.0)
+        for label, (total, count) in after.items():
+            t0, c0 = before[label] if before else (0.0, 0.0)
             if count > c0:
                 means[label] = 1000 * (total - t0) / (count - c0)
         result[scenario] = means
-        previous = now
     return result
 
 

@@ -208,7 +208,10 @@ run_wrk() {
       -s "$here/bench.lua" "http://127.0.0.1:$port" >/dev/null
   fi
   local before=""
-  [ "$label" = tollgate ] && before=$(ledger_snapshot)
+  if [ "$label" = tollgate ]; then
+    before=$(ledger_snapshot)
+    curl -fsS "http://127.0.0.1:$port/metrics" > "$work/out/$name.metrics-before.txt" 2>/dev/null || true
+  fi
   local perf_pid=""
   if [ "$label" = tollgate ] && [ "${BENCH_PERF:-}" = "$name" ]; then   # optional CPU profile of the proxy
     perf record -F 499 -g -p "$(proxy_pids)" -o "$here/results/perf-$name.data" >/dev/null 2>&1 & perf_pid=$!
