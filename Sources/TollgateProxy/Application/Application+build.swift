@@ -24,6 +24,8 @@ public struct ProxyDependencies: Sendable {
     }
 
     /// The HTTP client the proxy forwards with: pooled, no redirects, bounded connect and read times.
+    /// Its read timeout is only a backstop: the forwarder enforces the first-byte timeout until the
+    /// response head arrives and the idle timeout between body chunks, each on its own.
     public static func makeHTTPClient(_ configuration: ProxyConfiguration) -> HTTPClient {
         var http = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
@@ -52,7 +54,8 @@ public func buildProxyApplication(
         admission: PostgresAdmissionGate(database: database, store: AdmissionStore(logger: logger)),
         vault: vault,
         forwarder: Forwarder(client: dependencies.httpClient, maxAttempts: configuration.maxAttempts,
-                             totalTimeout: configuration.totalTimeout, logger: logger),
+                             totalTimeout: configuration.totalTimeout, firstByteTimeout: configuration.firstByteTimeout,
+                             idleTimeout: configuration.idleChunkTimeout, logger: logger),
         settlements: settlements,
         logger: logger)
 
