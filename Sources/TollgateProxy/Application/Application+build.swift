@@ -74,8 +74,15 @@ public func buildProxyApplication(
         }
     }
     // Every other path is Mistral's API; the pipeline routes and refuses what it does not know.
+    // A body that misses the body timeout fails the pipeline's body read; the client gets a 408.
+    let bodyTimeout = configuration.bodyTimeout
     let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
-        await pipeline.handle(request)
+        let watch = BodyTimeoutWatch()
+        var request = request
+        request.body = watch.watching(request.body)
+        let response = await pipeline.handle(request)
+        guard watch.timedOut else { return response }
+        return BodyTimeoutWatch.response(requestID: response.headers[.xRequestID] ?? UUID().apiString, limit: bodyTimeout)
     }
     for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
         router.on("/v1/**", method: method, use: handler)
@@ -83,7 +90,9 @@ public func buildProxyApplication(
 
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+        server: GuardedHTTP1Channel.builder(
+            configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
+            timeouts: ClientTimeouts(head: configuration.headerTimeout, body: configuration.bodyTimeout)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate-proxy"),
         services: [
             dependencies.client,
