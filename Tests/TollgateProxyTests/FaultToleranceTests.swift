@@ -16,12 +16,7 @@ struct FaultToleranceTests {
     static let streamBody = Data(#"{"model":"mistral-small-latest","stream":true,"max_tokens":400,"messages":[{"role":"user","content":"Tell me a story."}]}"#.utf8)
 
     func request(port: Int, key: String, body: Data) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(key)")
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(data: body))
-        return request
+        chatRequest(port: port, key: key, body: body)
     }
 
     /// Hanging up at several points of a stream: each request settles exactly once, estimated, and

@@ -100,6 +100,7 @@ enum ControlJSON {
             case .serverError(let status): text += ",\"status\":\(status)"
             case .disconnectMidStream(let chunks): text += ",\"after_chunks\":\(chunks)"
             case .slowFirstByte(let delay): text += ",\"delay_ms\":\(delay.milliseconds)"
+            case .stallMidStream(let chunks, let stall): text += ",\"after_chunks\":\(chunks),\"stall_ms\":\(stall.milliseconds)"
             case .resetBeforeHeaders, .streamWithoutUsage: break
             }
             return text + "}"

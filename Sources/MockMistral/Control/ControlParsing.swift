@@ -13,7 +13,7 @@ enum ControlParsing {
     /// `{"fault":"rate_limited","retry_after_seconds":2,"count":3,"path":"/v1/chat/completions"}`
     /// or an array of such objects. Fault names: rate_limited (retry_after_seconds), server_error
     /// (status), reset_before_headers, disconnect_mid_stream (after_chunks), stream_without_usage,
-    /// slow_first_byte (delay_ms).
+    /// slow_first_byte (delay_ms), stall_mid_stream (after_chunks, stall_ms).
     static func faults(_ bytes: [UInt8]) throws(Failure) -> [Injection] {
         let root: JSONValue
         do { root = try JSONDocument(bytes: bytes).root } catch { throw Failure(message: "body is not JSON: \(error.message)") }
@@ -34,6 +34,9 @@ enum ControlParsing {
             case "disconnect_mid_stream": fault = .disconnectMidStream(afterChunks: object["after_chunks"]?.integer ?? 1)
             case "stream_without_usage": fault = .streamWithoutUsage
             case "slow_first_byte": fault = .slowFirstByte(.milliseconds(object["delay_ms"]?.integer ?? 1000))
+            case "stall_mid_stream":
+                fault = .stallMidStream(afterChunks: object["after_chunks"]?.integer ?? 1,
+                                        stall: .milliseconds(object["stall_ms"]?.integer ?? 60_000))
             default: throw Failure(message: "unknown fault \(name)")
             }
             injections.append(Injection(fault: fault, count: object["count"]?.integer ?? 1, path: object["path"]?.string))

@@ -17,11 +17,15 @@ public enum Fault: Sendable, Hashable {
     case streamWithoutUsage
     /// Delay before the response head, on top of the configured latency; the response is normal.
     case slowFirstByte(Duration)
+    /// Streaming requests only: the response head and the first `afterChunks` SSE events are sent,
+    /// then nothing (the connection stays open) for `stall`, then the rest of the stream as usual.
+    /// If the client closes the connection during the pause, the pause ends and nothing more is sent.
+    case stallMidStream(afterChunks: Int, stall: Duration)
 
     /// Stream-shaped faults wait for a streaming request instead of being spent on a JSON one.
     var requiresStreaming: Bool {
         switch self {
-        case .disconnectMidStream, .streamWithoutUsage: return true
+        case .disconnectMidStream, .streamWithoutUsage, .stallMidStream: return true
         default: return false
         }
     }
@@ -35,6 +39,7 @@ public enum Fault: Sendable, Hashable {
         case .disconnectMidStream: return "disconnect_mid_stream"
         case .streamWithoutUsage: return "stream_without_usage"
         case .slowFirstByte: return "slow_first_byte"
+        case .stallMidStream: return "stall_mid_stream"
         }
     }
 }

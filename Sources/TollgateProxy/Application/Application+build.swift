@@ -24,6 +24,8 @@ public struct ProxyDependencies: Sendable {
     }
 
     /// The HTTP client the proxy forwards with: pooled, no redirects, bounded connect and read times.
+    /// Its read timeout is only a backstop: the forwarder enforces the first-byte timeout until the
+    /// response head arrives and the idle timeout between body chunks, each on its own.
     public static func makeHTTPClient(_ configuration: ProxyConfiguration) -> HTTPClient {
         var http = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
@@ -52,7 +54,8 @@ public func buildProxyApplication(
         admission: PostgresAdmissionGate(database: database, store: AdmissionStore(logger: logger)),
         vault: vault,
         forwarder: Forwarder(client: dependencies.httpClient, maxAttempts: configuration.maxAttempts,
-                             totalTimeout: configuration.totalTimeout, logger: logger),
+                             totalTimeout: configuration.totalTimeout, firstByteTimeout: configuration.firstByteTimeout,
+                             idleTimeout: configuration.idleChunkTimeout, logger: logger),
         settlements: settlements,
         logger: logger)
 
@@ -71,8 +74,15 @@ public func buildProxyApplication(
         }
     }
     // Every other path is Mistral's API; the pipeline routes and refuses what it does not know.
+    // A body that misses the body timeout fails the pipeline's body read; the client gets a 408.
+    let bodyTimeout = configuration.bodyTimeout
     let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
-        await pipeline.handle(request)
+        let watch = BodyTimeoutWatch()
+        var request = request
+        request.body = watch.watching(request.body)
+        let response = await pipeline.handle(request)
+        guard watch.timedOut else { return response }
+        return BodyTimeoutWatch.response(requestID: response.headers[.xRequestID] ?? UUID().apiString, limit: bodyTimeout)
     }
     for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
         router.on("/v1/**", method: method, use: handler)
@@ -80,7 +90,9 @@ public func buildProxyApplication(
 
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)))),
+        server: GuardedHTTP1Channel.builder(
+            configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
+            timeouts: ClientTimeouts(head: configuration.headerTimeout, body: configuration.bodyTimeout)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate-proxy"),
         services: [
             dependencies.client,

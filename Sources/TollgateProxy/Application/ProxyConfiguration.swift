@@ -32,6 +32,11 @@ public struct ProxyConfiguration: Sendable {
     /// Identifies this replica in holds (`TOLLGATE_PROXY_ID`, default host name + pid).
     public var proxyID: String = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
     public var idleTimeoutSeconds: Int = 75
+    /// A request head must arrive within this of its first byte (`TOLLGATE_PROXY_HEADER_TIMEOUT_SECONDS`).
+    public var headerTimeout: Duration = .seconds(10)
+    /// A request body must arrive within this of its head (`TOLLGATE_PROXY_BODY_TIMEOUT_SECONDS`):
+    /// 60 s lets the largest default body (10 MiB) through at about 1.4 Mbit/s.
+    public var bodyTimeout: Duration = .seconds(60)
     /// How often this replica looks for holds whose proxy died (`TOLLGATE_REAPER_INTERVAL_SECONDS`).
     public var reaperInterval: Duration = .seconds(10)
     /// How long after the total timeout a hold counts as abandoned (`TOLLGATE_HOLD_GRACE_SECONDS`).
@@ -65,6 +70,8 @@ public struct ProxyConfiguration: Sendable {
         if let v = try int("TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_SECONDS", 1...7200) { c.totalTimeout = .seconds(v) }
         if let v = try int("TOLLGATE_UPSTREAM_MAX_ATTEMPTS", 1...10) { c.maxAttempts = v }
         if let v = try int("TOLLGATE_PROXY_IDLE_TIMEOUT_SECONDS", 1...3600) { c.idleTimeoutSeconds = v }
+        if let v = try int("TOLLGATE_PROXY_HEADER_TIMEOUT_SECONDS", 1...3600) { c.headerTimeout = .seconds(v) }
+        if let v = try int("TOLLGATE_PROXY_BODY_TIMEOUT_SECONDS", 1...3600) { c.bodyTimeout = .seconds(v) }
         if let v = try int("TOLLGATE_DATABASE_POOL_SIZE", 1...500) { c.databasePoolSize = v }
         if let v = try int("TOLLGATE_REAPER_INTERVAL_SECONDS", 1...3600) { c.reaperInterval = .seconds(v) }
         if let v = try int("TOLLGATE_HOLD_GRACE_SECONDS", 1...3600) { c.holdGrace = .seconds(v) }

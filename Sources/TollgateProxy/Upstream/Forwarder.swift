@@ -10,7 +10,8 @@ import NIOPosix
 struct UpstreamResponse: Sendable {
     let status: Int
     let headers: HTTPHeaders
-    let body: HTTPClientResponse.Body
+    /// Cut (throws a 504 `ProxyError`) when Mistral sends nothing for the idle timeout.
+    let body: UpstreamBody
     let credentialID: UUID
     let attempts: Int
     let firstByteLatency: Duration
@@ -20,10 +21,16 @@ struct UpstreamResponse: Sendable {
 /// Only allowlisted headers go upstream; redirects are not followed; connection failures and
 /// 429/502/503/504 are retried with backoff (honouring Retry-After) across the key's credentials,
 /// but only before anything has been sent to the client. One hold covers every attempt.
+///
+/// Timeouts: each attempt must get Mistral's response head within `firstByteTimeout`; after that,
+/// the body is cut when no chunk arrives for `idleTimeout` (both tighter than the HTTP client's
+/// own read timeout, which stays as a backstop); `totalTimeout` bounds the whole request.
 struct Forwarder: Sendable {
     let client: HTTPClient
     let maxAttempts: Int
     let totalTimeout: Duration
+    var firstByteTimeout: Duration = .seconds(120)
+    var idleTimeout: Duration = .seconds(60)
     let logger: Logger
     /// Credentials that recently failed to connect are tried last for a while, so one dead host
     /// does not cost every request a connect timeout.
@@ -56,7 +63,12 @@ struct Forwarder: Sendable {
             if let body { request.body = .bytes(body) }
             let isLast = attempt == maxAttempts - 1
             do {
-                let response = try await client.execute(request, deadline: deadline, logger: logger)
+                let prepared = request
+                // The head must arrive within the first-byte timeout; the attempt is cancelled
+                // otherwise (the HTTP client drops its connection).
+                let response = try await withDeadline(firstByteTimeout) { [client, logger] in
+                    try await client.execute(prepared, deadline: deadline, logger: logger)
+                }
                 let status = Int(response.status.code)
                 if Self.retriableStatuses.contains(status), !isLast {
                     let wait = Self.backoff(attempt: attempt, retryAfter: response.headers.first(name: "retry-after"))
@@ -67,10 +79,15 @@ struct Forwarder: Sendable {
                     try await Task.sleep(for: wait)
                     continue
                 }
-                return UpstreamResponse(status: status, headers: response.headers, body: response.body,
+                return UpstreamResponse(status: status, headers: response.headers,
+                                        body: UpstreamBody(base: response.body, idleTimeout: idleTimeout),
                                         credentialID: credential.id, attempts: attempt + 1,
                                         firstByteLatency: ContinuousClock.now - started)
             } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+                throw ProxyError.upstream(.gatewayTimeout, "Mistral did not answer in time.")
+            } catch is DeadlineExceeded {
+                // No response head within the first-byte timeout; the request was sent, so no retry.
+                logger.info("upstream first-byte timeout", metadata: ["request_id": "\(requestID)", "attempt": "\(attempt + 1)"])
                 throw ProxyError.upstream(.gatewayTimeout, "Mistral did not answer in time.")
             } catch is CancellationError {
                 throw CancellationError()
@@ -130,6 +147,68 @@ struct Forwarder: Sendable {
 
     static func drain(_ body: HTTPClientResponse.Body) async throws {
         for try await _ in body {}
+    }
+}
+
+/// Mistral's response body with an idle timer between chunks: each `next()` races the HTTP
+/// client's against `idleTimeout`. When the timer wins, the pending read is cancelled (which makes
+/// the HTTP client close the upstream connection) and `next()` throws a 504 `ProxyError`; the
+/// relay then ends the client's stream and settles the conservative estimate. Only time spent
+/// waiting for Mistral counts, never time spent waiting for a slow client to take a chunk.
+struct UpstreamBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+
+    let base: HTTPClientResponse.Body
+    let idleTimeout: Duration
+
+    func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(base: base.makeAsyncIterator(), idleTimeout: idleTimeout)
+    }
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        /// nil once the body ended, failed or stalled.
+        private var box: IteratorBox?
+        private let idleTimeout: Duration
+
+        init(base: HTTPClientResponse.Body.AsyncIterator, idleTimeout: Duration) {
+            self.box = IteratorBox(base)
+            self.idleTimeout = idleTimeout
+        }
+
+        mutating func next() async throws -> ByteBuffer? {
+            guard let box else { return nil }
+            do {
+                let chunk = try await Self.race(box, against: idleTimeout)
+                if chunk == nil { self.box = nil }
+                return chunk
+            } catch {
+                self.box = nil
+                throw error
+            }
+        }
+
+        private static func race(_ box: IteratorBox, against limit: Duration) async throws -> ByteBuffer? {
+            do {
+                return try await withDeadline(limit) { try await box.iterator.next() }
+            } catch is DeadlineExceeded {
+                throw UpstreamStalled.error(after: limit)
+            }
+        }
+    }
+
+    /// The HTTP client's iterator, handed to one child task per `next()`. Never used by two tasks
+    /// at once: the task group ends (its reading child has finished) before `next()` returns, and
+    /// after a stall or an error the box is dropped unused.
+    private final class IteratorBox: @unchecked Sendable {
+        var iterator: HTTPClientResponse.Body.AsyncIterator
+        init(_ iterator: HTTPClientResponse.Body.AsyncIterator) { self.iterator = iterator }
+    }
+}
+
+/// The error an upstream body throws when Mistral stops sending mid-response.
+enum UpstreamStalled {
+    static func error(after limit: Duration) -> ProxyError {
+        ProxyError.upstream(.gatewayTimeout, "Mistral sent nothing for \(limit.milliseconds) ms in the middle of its response.")
     }
 }
 
