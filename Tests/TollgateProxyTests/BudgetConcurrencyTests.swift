@@ -62,4 +62,20 @@ struct BudgetConcurrencyTests {
             #expect(h.mock.requestLog.count == 0)
         }
     }
+
+    /// A client that waits for each response before sending the next never trips a concurrency cap
+    /// of 1 or a tokens/min limit that fits its requests, although settlement (which frees the
+    /// slot and gives back unused tokens) is posted after the response.
+    @Test func sequentialRequestsFitTheirLimits() async throws {
+        // Each request holds 100 completion tokens plus its prompt bound, so 1,500 tokens/min fits
+        // about a dozen holds: 30 requests fit only if each one's unused tokens come back.
+        try await ProxyHarness.run(KeyOptions(limits: RateLimits(tokensPerMinute: 1_500, maxConcurrent: 1))) { h in
+            let body: [String: Any] = ["model": "mistral-small-latest", "max_tokens": 100,
+                                       "messages": [["role": "user", "content": "hi"]]]
+            var statuses: [Int] = []
+            for _ in 0..<30 { statuses.append(Int(try await h.post("/v1/chat/completions", body).status.code)) }
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+            _ = try await h.settled(expectedRows: 30)
+        }
+    }
 }

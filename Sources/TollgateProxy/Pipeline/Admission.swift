@@ -119,6 +119,16 @@ final class PostgresAdmissionGate: AdmissionGate {
 }
 
 extension ReservationOutcome {
+    /// Refusals that a settlement still being posted could relax: it frees a concurrency slot,
+    /// gives back unused tokens/min and releases the rest of a budget hold. (Requests/min are not
+    /// given back.)
+    var mayBeRelievedBySettlement: Bool {
+        switch self {
+        case .concurrencyLimited, .tokensLimited, .budgetExhausted: return true
+        default: return false
+        }
+    }
+
     /// The client-facing refusal for everything but `.admitted`.
     func refusal(currency: Currency) -> ProxyError? {
         switch self {

@@ -79,17 +79,12 @@ struct ProxyPipeline: Sendable {
                 ttlSeconds: configuration.holdTTLSeconds, endpoint: route.family.rawValue, model: plan.model,
                 metadataJSON: metadata.json, traceparent: metadata.traceparent)
             let reserveStart = ContinuousClock.now
-            let outcome: ReservationOutcome
-            do {
-                outcome = try await admission.admit(reservation)
-            } catch {
-                // The hold may have committed before the failure was seen (a lost connection or a
-                // deadline). A zero-cost release settles it if so, and does nothing otherwise, so it
-                // is not left for the reaper to charge in full.
-                settlements.submit(Settlement(requestID: requestID, cost: .zero, usage: Usage(), statusCode: 503, estimated: false,
-                                              credentialID: nil, upstreamLatencyMs: nil,
-                                              totalLatencyMs: (ContinuousClock.now - started).milliseconds))
-                throw error
+            var outcome = try await reserve(reservation, started: started)
+            if outcome.mayBeRelievedBySettlement, settlements.hasUnposted {
+                // The previous request of a sequential client may still be settling: its slot,
+                // unused tokens and hold come back when its settlement posts. Wait for that once.
+                await settlements.waitUntilPosted(limit: .milliseconds(250))
+                outcome = try await reserve(reservation, started: started)
             }
             ProxyMetrics.reservation(ContinuousClock.now - reserveStart)
             if let refusal = outcome.refusal(currency: key.currency) { throw refusal }
@@ -116,6 +111,20 @@ struct ProxyPipeline: Sendable {
                 return relayStream(upstream, settlement: settlement, maxCompletion: plan.maxCompletion, requestID: requestID, limits: limits)
             }
             return try await relayBuffered(upstream, settlement: settlement, requestID: requestID, limits: limits)
+        }
+    }
+
+    /// Stage 3's call. A failed reservation may still have committed before the failure was seen
+    /// (a lost connection, a deadline): a zero-cost release settles it if so and does nothing
+    /// otherwise, so it is not left for the reaper to charge in full.
+    private func reserve(_ reservation: ReservationRequest, started: ContinuousClock.Instant) async throws -> ReservationOutcome {
+        do {
+            return try await admission.admit(reservation)
+        } catch {
+            settlements.submit(Settlement(requestID: reservation.requestID, cost: .zero, usage: Usage(), statusCode: 503,
+                                          estimated: false, credentialID: nil, upstreamLatencyMs: nil,
+                                          totalLatencyMs: (ContinuousClock.now - started).milliseconds))
+            throw error
         }
     }
 
