@@ -90,26 +90,45 @@ struct LocalCluster: Sendable {
             try handle.write(contentsOf: Data(settings.utf8))
             try handle.close()
 
-            let serverLog = base + "/postgres.log"
-            let pgCtlLog = base + "/pg_ctl.log"
             var lastError = ""
             for _ in 0..<8 {
-                let port = try freePort()
-                let start = prefix + [
-                    bin + "/pg_ctl", "-D", data, "-l", serverLog, "-w", "-t", "60", "-o", "-p \(port)", "start",
-                ]
-                let status = try ChildProcess.run(start, output: pgCtlLog, workingDirectory: base)
-                if status == 0 {
-                    let cluster = LocalCluster(
-                        baseDirectory: base, dataDirectory: data, binDirectory: bin, port: port,
-                        commandPrefix: prefix)
+                let cluster = LocalCluster(
+                    baseDirectory: base, dataDirectory: data, binDirectory: bin, port: try freePort(),
+                    commandPrefix: prefix)
+                do {
+                    try cluster.startServer()
                     return cluster
+                } catch let error as StartError {
+                    lastError = error.description
+                    guard lastError.contains("could not bind") || lastError.contains("already in use") else { break }
                 }
-                let log = tail(serverLog)
-                lastError = "pg_ctl start exited with \(status):\n\(tail(pgCtlLog))\n\(log)"
-                guard log.contains("could not bind") || log.contains("already in use") else { break }
             }
             throw StartError(description: lastError)
+        }
+    }
+
+    /// Blocking: `pg_ctl start` on this cluster's data directory and port, waiting until it accepts
+    /// connections. Also starts a cluster again after `stopServer()`.
+    func startServer() throws {
+        let serverLog = baseDirectory + "/postgres.log"
+        let pgCtlLog = baseDirectory + "/pg_ctl.log"
+        let start = commandPrefix + [
+            binDirectory + "/pg_ctl", "-D", dataDirectory, "-l", serverLog, "-w", "-t", "60", "-o", "-p \(port)", "start",
+        ]
+        let status = try ChildProcess.run(start, output: pgCtlLog, workingDirectory: baseDirectory)
+        guard status == 0 else {
+            throw StartError(description: "pg_ctl start exited with \(status):\n\(Self.tail(pgCtlLog))\n\(Self.tail(serverLog))")
+        }
+    }
+
+    /// Blocking: `pg_ctl -m fast stop`, waiting until the server is down (sessions are ended,
+    /// open transactions rolled back, as when an operator stops the database).
+    func stopServer() throws {
+        let pgCtlLog = baseDirectory + "/pg_ctl.log"
+        let stop = commandPrefix + [binDirectory + "/pg_ctl", "-D", dataDirectory, "-m", "fast", "-w", "-t", "60", "stop"]
+        let status = try ChildProcess.run(stop, output: pgCtlLog, workingDirectory: baseDirectory)
+        guard status == 0 else {
+            throw StartError(description: "pg_ctl stop exited with \(status):\n\(Self.tail(pgCtlLog))")
         }
     }
 
@@ -198,6 +217,14 @@ final class ClusterRegistry: @unchecked Sendable {
             hookInstalled = true
             atexit { ClusterRegistry.shared.destroyAll() }
         }
+    }
+
+    /// Tears one cluster down now (it is no longer torn down at exit).
+    func destroy(_ cluster: LocalCluster) {
+        lock.lock()
+        clusters[cluster.baseDirectory] = nil
+        lock.unlock()
+        cluster.destroy()
     }
 
     func destroyAll() {

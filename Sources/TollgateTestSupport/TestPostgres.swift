@@ -9,8 +9,20 @@ import PostgresNIO
 /// is set, no cluster is started: databases are created on that server instead (TLS disabled).
 /// Otherwise a cluster is created with `initdb` in `/tmp/tgpg-XXXXXX` (see `LocalCluster`) and
 /// removed when the process exits.
+///
+/// `TestPostgres.dedicated()` is a second kind: a cluster of its own (always a local one, whatever
+/// `TOLLGATE_TEST_DATABASE_URL` says) that a test may stop and start again, e.g. to take the
+/// database away under load. Call `destroy()` when done with it (else it goes at process exit).
 public actor TestPostgres {
     public static let shared = TestPostgres()
+
+    /// A private cluster for one test, which it may `stop()` and `start()`.
+    public static func dedicated() -> TestPostgres { TestPostgres(dedicated: true) }
+
+    private let dedicated: Bool
+    #if canImport(Glibc)
+    private var cluster: LocalCluster?
+    #endif
 
     struct Server: Sendable {
         var host: String
@@ -37,7 +49,9 @@ public actor TestPostgres {
         return logger
     }()
 
-    public init() {}
+    public init() { dedicated = false }
+
+    private init(dedicated: Bool) { self.dedicated = dedicated }
 
     /// How long it took to get the server ready (initdb + start), once started; zero for an external server.
     public var startupDuration: Duration? { startedIn }
@@ -105,10 +119,11 @@ public actor TestPostgres {
 
     private func server() async throws -> Server {
         if let serverTask { return try await serverTask.value }
+        let dedicated = self.dedicated
         let task = Task<Server, any Swift.Error>.detached {
             let clock = ContinuousClock()
             let started = clock.now
-            let server = try await Self.startServer()
+            let server = try await self.startServer(dedicated: dedicated)
             await self.didStart(in: clock.now - started)
             return server
         }
@@ -118,17 +133,53 @@ public actor TestPostgres {
 
     private func didStart(in duration: Duration) { startedIn = duration }
 
-    private static func startServer() async throws -> Server {
-        if let url = ProcessInfo.processInfo.environment["TOLLGATE_TEST_DATABASE_URL"], !url.isEmpty {
-            return try parse(url: url)
+    private func startServer(dedicated: Bool) async throws -> Server {
+        if !dedicated, let url = ProcessInfo.processInfo.environment["TOLLGATE_TEST_DATABASE_URL"], !url.isEmpty {
+            return try Self.parse(url: url)
         }
         #if canImport(Glibc)
         let cluster = try await runBlocking { try LocalCluster.start() }
+        self.cluster = cluster
         return Server(
             host: "127.0.0.1", port: cluster.port, username: LocalCluster.username, password: nil,
             adminDatabase: "postgres", isExternal: false)
         #else
         throw Error(description: "TestPostgres starts clusters on Linux only; set TOLLGATE_TEST_DATABASE_URL")
+        #endif
+    }
+
+    // MARK: - Stopping and starting a dedicated cluster
+
+    /// Stops the dedicated cluster with `pg_ctl -m fast stop` (sessions are ended, open
+    /// transactions rolled back) and returns once it is down.
+    public func stop() async throws {
+        try await runPgCtl(stopping: true)
+    }
+
+    /// Starts the dedicated cluster again, on the same port and data directory, and returns once it
+    /// accepts connections.
+    public func start() async throws {
+        try await runPgCtl(stopping: false)
+    }
+
+    /// Stops the dedicated cluster and deletes its files.
+    public func destroy() async {
+        #if canImport(Glibc)
+        guard dedicated, let cluster else { return }
+        self.cluster = nil
+        _ = try? await runBlocking { ClusterRegistry.shared.destroy(cluster) }
+        #endif
+    }
+
+    /// `pg_ctl stop` or `start` on the dedicated cluster (started first if need be).
+    private func runPgCtl(stopping: Bool) async throws {
+        #if canImport(Glibc)
+        guard dedicated else { throw Error(description: "only a TestPostgres.dedicated() cluster can be stopped and started") }
+        _ = try await server()
+        guard let cluster else { throw Error(description: "the dedicated cluster was destroyed") }
+        try await runBlocking { try stopping ? cluster.stopServer() : cluster.startServer() }
+        #else
+        throw Error(description: "TestPostgres starts clusters on Linux only")
         #endif
     }
 

@@ -269,10 +269,16 @@ final class BodyTimeoutWatch: Sendable {
 
     /// 408 in Mistral's error envelope; the connection closes after it.
     static func response(requestID: String, limit: Duration) -> Response {
-        var response = ProxyError(
-            status: .requestTimeout, type: "invalid_request_error", code: "request_timeout",
-            message: "The request body did not arrive within \(limit.milliseconds) ms.").response(requestID: requestID)
+        var response = ProxyError.requestTimeout(limit: limit).response(requestID: requestID)
         response.headers[.connection] = "close"
         return response
+    }
+}
+
+extension ProxyError {
+    /// The request body did not arrive within the body timeout.
+    static func requestTimeout(limit: Duration) -> ProxyError {
+        ProxyError(status: .requestTimeout, type: "invalid_request_error", code: "request_timeout",
+                   message: "The request body did not arrive within \(limit.milliseconds) ms.")
     }
 }

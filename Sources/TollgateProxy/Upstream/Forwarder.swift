@@ -151,7 +151,7 @@ struct Forwarder: Sendable {
 }
 
 /// Mistral's response body with an idle timer between chunks: each `next()` races the HTTP
-/// client's against `idleTimeout`. When the timer wins, the pending read is cancelled (which makes
+/// client's against `idleTimeout` (`withDeadline`). When the timer wins, the pending read is cancelled (which makes
 /// the HTTP client close the upstream connection) and `next()` throws a 504 `ProxyError`; the
 /// relay then ends the client's stream and settles the conservative estimate. Only time spent
 /// waiting for Mistral counts, never time spent waiting for a slow client to take a chunk.
@@ -196,9 +196,9 @@ struct UpstreamBody: AsyncSequence, Sendable {
         }
     }
 
-    /// The HTTP client's iterator, handed to one child task per `next()`. Never used by two tasks
-    /// at once: the task group ends (its reading child has finished) before `next()` returns, and
-    /// after a stall or an error the box is dropped unused.
+    /// The HTTP client's iterator, handed to one task per `next()`. Never used by two tasks at
+    /// once: a `next()` returns a chunk only after its reading task is done with the iterator, and
+    /// after a stall or an error the box is dropped, left to the cancelled reader alone.
     private final class IteratorBox: @unchecked Sendable {
         var iterator: HTTPClientResponse.Body.AsyncIterator
         init(_ iterator: HTTPClientResponse.Body.AsyncIterator) { self.iterator = iterator }

@@ -53,13 +53,15 @@ struct ProxyHarness: Sendable {
     let clients: [any TestClientProtocol]
 
     /// `poolSize`: Postgres connections per replica (tests firing hundreds of requests at once need more
-    /// than the small default of test databases).
+    /// than the small default of test databases). `postgres`: the server to make the database on
+    /// (`TestPostgres.dedicated()` for a test that stops and starts it).
     static func run(_ options: KeyOptions = KeyOptions(), replicas: Int = 1, poolSize: Int? = nil,
+                    postgres: TestPostgres = .shared,
                     configure: @Sendable (inout ProxyConfiguration) -> Void = { _ in },
                     _ body: @escaping @Sendable (ProxyHarness) async throws -> Void) async throws {
         let mock = MockMistral(configuration: .init(acceptedKeys: [upstreamSecret]))
         try await mock.withRunningServer { server in
-            let testDatabase = try await TestPostgres.shared.makeDatabase(template: try await TestPostgres.shared.migratedTemplate())
+            let testDatabase = try await postgres.makeDatabase(template: try await postgres.migratedTemplate())
             let logs = LogCapture()
             let logger = logs.logger(label: "proxy-test", level: .debug)
             let journalRoot = NSTemporaryDirectory() + "tollgate-journal-\(UUID().uuidString)"
