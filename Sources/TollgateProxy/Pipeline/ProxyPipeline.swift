@@ -54,6 +54,8 @@ struct ProxyPipeline: Sendable {
         let body: ByteBuffer
         do {
             body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+        } catch is RequestBodyTimeout {
+            throw ProxyError.requestTimeout(limit: configuration.bodyTimeout)
         } catch {
             throw ProxyError.tooLarge(limit: configuration.maxBodyBytes)
         }
@@ -170,7 +172,8 @@ struct ProxyPipeline: Sendable {
                              requestID: UUID, limits: RateLimitHeaders) -> Response {
         var headers = Self.responseHeaders(upstream.headers, requestID: requestID)
         limits.apply(to: &headers)
-        // A stalled stream is cut by the HTTP client's read timeout (no bytes for that long).
+        // A stalled stream is cut by the forwarder's idle timeout between chunks: the loop below
+        // then ends with an error and the request settles as truncated.
         let body = ResponseBody { writer in
             var scanner = StreamMeter()
             var clientGone = false
