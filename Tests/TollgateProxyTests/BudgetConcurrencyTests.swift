@@ -69,7 +69,9 @@ struct BudgetConcurrencyTests {
     @Test func sequentialRequestsFitTheirLimits() async throws {
         // Each request holds 100 completion tokens plus its prompt bound, so 1,500 tokens/min fits
         // about a dozen holds: 30 requests fit only if each one's unused tokens come back.
-        try await ProxyHarness.run(KeyOptions(limits: RateLimits(tokensPerMinute: 1_500, maxConcurrent: 1))) { h in
+        // A generous wait: the parallel suite can starve this process's threads for seconds.
+        try await ProxyHarness.run(KeyOptions(limits: RateLimits(tokensPerMinute: 1_500, maxConcurrent: 1)),
+                                   configure: { $0.pendingSettlementWait = .seconds(20) }) { h in
             let body: [String: Any] = ["model": "mistral-small-latest", "max_tokens": 100,
                                        "messages": [["role": "user", "content": "hi"]]]
             var statuses: [Int] = []

@@ -37,6 +37,9 @@ public struct ProxyConfiguration: Sendable {
     /// A request body must arrive within this of its head (`TOLLGATE_PROXY_BODY_TIMEOUT_SECONDS`):
     /// 60 s lets the largest default body (10 MiB) through at about 1.4 Mbit/s.
     public var bodyTimeout: Duration = .seconds(60)
+    /// How long a refusal that a pending settlement could relax waits for this replica's
+    /// settlements to post before it is final (`TOLLGATE_PENDING_SETTLEMENT_WAIT_MS`).
+    public var pendingSettlementWait: Duration = .seconds(1)
     /// How often this replica looks for holds whose proxy died (`TOLLGATE_REAPER_INTERVAL_SECONDS`).
     public var reaperInterval: Duration = .seconds(10)
     /// How long after the total timeout a hold counts as abandoned (`TOLLGATE_HOLD_GRACE_SECONDS`).
@@ -72,6 +75,7 @@ public struct ProxyConfiguration: Sendable {
         if let v = try int("TOLLGATE_PROXY_IDLE_TIMEOUT_SECONDS", 1...3600) { c.idleTimeoutSeconds = v }
         if let v = try int("TOLLGATE_PROXY_HEADER_TIMEOUT_SECONDS", 1...3600) { c.headerTimeout = .seconds(v) }
         if let v = try int("TOLLGATE_PROXY_BODY_TIMEOUT_SECONDS", 1...3600) { c.bodyTimeout = .seconds(v) }
+        if let v = try int("TOLLGATE_PENDING_SETTLEMENT_WAIT_MS", 0...60_000) { c.pendingSettlementWait = .milliseconds(v) }
         if let v = try int("TOLLGATE_DATABASE_POOL_SIZE", 1...500) { c.databasePoolSize = v }
         if let v = try int("TOLLGATE_REAPER_INTERVAL_SECONDS", 1...3600) { c.reaperInterval = .seconds(v) }
         if let v = try int("TOLLGATE_HOLD_GRACE_SECONDS", 1...3600) { c.holdGrace = .seconds(v) }

@@ -85,7 +85,7 @@ struct ProxyPipeline: Sendable {
             if outcome.mayBeRelievedBySettlement, settlements.hasUnposted {
                 // The previous request of a sequential client may still be settling: its slot,
                 // unused tokens and hold come back when its settlement posts. Wait for that once.
-                await settlements.waitUntilPosted(limit: .milliseconds(250))
+                await settlements.waitUntilPosted(limit: configuration.pendingSettlementWait)
                 outcome = try await reserve(reservation, started: started)
             }
             ProxyMetrics.reservation(ContinuousClock.now - reserveStart)
