@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 
 /// Runs `body`, giving up with `DeadlineExceeded` after `limit`. The data plane bounds every
 /// database call this way: with Postgres gone, a pool may wait for a connection indefinitely,
@@ -29,7 +31,11 @@ private final class DeadlineRace<T: Sendable>: @unchecked Sendable {
     /// Set when the race ended before `start` (the caller was cancelled first).
     private var earlyResult: Result<T, any Error>?
     private var finished = false
-    private var tasks: [Task<Void, Never>] = []
+    private var work: Task<Void, Never>?
+    /// An event-loop timer, not a sleeping task: cancelling `Task.sleep` on Linux leaves its
+    /// Dispatch timer queued until the deadline (measured: memory grew by the number of reads in
+    /// the last minute), while a cancelled scheduled task leaves the timer heap at once.
+    private var timer: Scheduled<Void>?
 
     func start(_ continuation: CheckedContinuation<T, any Error>, limit: Duration,
                body: @escaping @Sendable () async throws -> T) {
@@ -45,13 +51,15 @@ private final class DeadlineRace<T: Sendable>: @unchecked Sendable {
         let work = Task {
             do { self.finish(.success(try await body())) } catch { self.finish(.failure(error)) }
         }
-        let timer = Task {
-            try? await Task.sleep(for: limit)
+        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(limit.nanoseconds)) {
             self.finish(.failure(DeadlineExceeded()))
         }
         lock.lock()
         let over = finished
-        if !over { tasks = [work, timer] }
+        if !over {
+            self.work = work
+            self.timer = timer
+        }
         lock.unlock()
         if over {
             work.cancel()
@@ -69,10 +77,13 @@ private final class DeadlineRace<T: Sendable>: @unchecked Sendable {
         let continuation = self.continuation
         self.continuation = nil
         if continuation == nil { earlyResult = result }
-        let tasks = self.tasks
-        self.tasks = []
+        let work = self.work
+        let timer = self.timer
+        self.work = nil
+        self.timer = nil
         lock.unlock()
-        for task in tasks { task.cancel() }
+        work?.cancel()
+        timer?.cancel()
         continuation?.resume(with: result)
     }
 }
