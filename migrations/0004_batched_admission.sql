@@ -351,3 +351,206 @@ BEGIN
     RETURN QUERY SELECT 'ok'::text, NULL::text, NULL::bigint, NULL::timestamptz, rem_req, rem_tok;
 END;
 $$;
+
+-- tollgate_reserve_batch, aggregated: the same rules as tollgate_reserve, applied to the batch's
+-- requests in order against an in-memory copy of their owners' rows, which are locked once (in
+-- the global order), and written back once per row, with one multi-row insert of the holds.
+-- Measured (pgbench, 32 requests of one key): about 60 µs of database time per request when each
+-- request ran tollgate_reserve's statements, against a few statements per batch here.
+-- tollgate_reserve stays the single-request path; a differential test checks that both give the
+-- same outcomes and the same state for random sequences of requests.
+CREATE OR REPLACE FUNCTION tollgate_reserve_batch(
+    p_request_ids uuid[], p_key_ids uuid[], p_amounts bigint[], p_tokens bigint[], p_proxy_id text,
+    p_ttl_seconds integer, p_endpoints text[], p_models text[], p_metadata text[], p_traceparents text[]
+) RETURNS TABLE (
+    ord integer, outcome text, scope text, retry_after_ms bigint, resets_at timestamptz,
+    remaining_requests bigint, remaining_tokens bigint
+)
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ts timestamptz := clock_timestamp();
+    n integer := coalesce(array_length(p_request_ids, 1), 0);
+    -- Owners: the batch's tenants (by id), then its keys (by id) - the global lock order.
+    o_id uuid[]; o_tenant uuid[]; o_kind text[]; o_status text[]; o_expires timestamptz[]; o_currency text[];
+    o_rpm integer[]; o_tpm integer[]; o_conc integer[]; o_budget bigint[]; o_period text[];
+    o_limited boolean[] := '{}'; o_window timestamptz[] := '{}';
+    -- Their rows, updated in memory as requests are admitted, written back at the end.
+    s_req timestamptz[]; s_tok timestamptz[]; s_flight integer[];
+    s_spent bigint[]; s_reserved bigint[]; s_added bigint[] := '{}'; s_touched boolean[] := '{}';
+    m integer;
+    missing integer;
+    -- Holds to insert.
+    h_n integer[] := '{}';
+    h_kwin timestamptz[] := '{}'; h_twin timestamptz[] := '{}';
+    h_klim boolean[] := '{}'; h_tlim boolean[] := '{}';
+    i integer; k integer; t integer;
+    new_k_req timestamptz; new_k_tok timestamptz; new_t_req timestamptz; new_t_tok timestamptz;
+    rem_req bigint; rem_tok bigint;
+BEGIN
+    SELECT array_agg(x.id ORDER BY x.kind_order, x.id), array_agg(x.tenant_id ORDER BY x.kind_order, x.id),
+           array_agg(x.kind ORDER BY x.kind_order, x.id), array_agg(x.status ORDER BY x.kind_order, x.id),
+           array_agg(x.expires_at ORDER BY x.kind_order, x.id), array_agg(x.currency ORDER BY x.kind_order, x.id),
+           array_agg(x.rpm_limit ORDER BY x.kind_order, x.id), array_agg(x.tpm_limit ORDER BY x.kind_order, x.id),
+           array_agg(x.max_concurrent ORDER BY x.kind_order, x.id), array_agg(x.budget_limit_nanos ORDER BY x.kind_order, x.id),
+           array_agg(x.budget_period ORDER BY x.kind_order, x.id)
+      INTO o_id, o_tenant, o_kind, o_status, o_expires, o_currency, o_rpm, o_tpm, o_conc, o_budget, o_period
+      FROM (SELECT 0 AS kind_order, tn.id, tn.id AS tenant_id, 'tenant'::text AS kind, tn.status,
+                   NULL::timestamptz AS expires_at, tn.currency, tn.rpm_limit, tn.tpm_limit, tn.max_concurrent,
+                   tn.budget_limit_nanos, tn.budget_period
+              FROM tenants tn WHERE tn.id IN (SELECT vk.tenant_id FROM virtual_keys vk WHERE vk.id = ANY (p_key_ids))
+            UNION ALL
+            SELECT 1, vk.id, vk.tenant_id, 'key', vk.status, vk.expires_at, NULL, vk.rpm_limit, vk.tpm_limit,
+                   vk.max_concurrent, vk.budget_limit_nanos, vk.budget_period
+              FROM virtual_keys vk WHERE vk.id = ANY (p_key_ids)) x;
+    m := coalesce(array_length(o_id, 1), 0);
+    FOR j IN 1 .. m LOOP
+        o_limited[j] := o_rpm[j] IS NOT NULL OR o_tpm[j] IS NOT NULL OR o_conc[j] IS NOT NULL;
+        o_window[j] := CASE WHEN o_budget[j] IS NOT NULL THEN tollgate_window_start(o_period[j], now_ts) END;
+        s_added[j] := 0;
+        s_touched[j] := false;
+    END LOOP;
+
+    -- Lock and read the rows (created on first use), in the global order.
+    FOR attempt IN 1 .. 2 LOOP
+        PERFORM 1 FROM limit_state ls
+            JOIN unnest(o_id, o_limited) AS u(id, limited) ON ls.owner_id = u.id AND u.limited
+            ORDER BY ls.owner_kind = 'key', ls.owner_id FOR UPDATE OF ls;
+        PERFORM 1 FROM budget_windows bw
+            JOIN unnest(o_id, o_window) AS u(id, w) ON bw.owner_id = u.id AND bw.window_start = u.w
+            ORDER BY bw.owner_kind = 'key', bw.owner_id FOR UPDATE OF bw;
+        SELECT array_agg(ls.request_tat ORDER BY u.j), array_agg(ls.token_tat ORDER BY u.j),
+               array_agg(ls.in_flight ORDER BY u.j), array_agg(bw.spent_nanos ORDER BY u.j),
+               array_agg(bw.reserved_nanos ORDER BY u.j),
+               count(*) FILTER (WHERE (u.limited AND ls.owner_id IS NULL) OR (u.w IS NOT NULL AND bw.owner_id IS NULL))
+          INTO s_req, s_tok, s_flight, s_spent, s_reserved, missing
+          FROM unnest(o_id, o_limited, o_window) WITH ORDINALITY AS u(id, limited, w, j)
+          LEFT JOIN limit_state ls ON ls.owner_id = u.id AND u.limited
+          LEFT JOIN budget_windows bw ON bw.owner_id = u.id AND bw.window_start = u.w;
+        EXIT WHEN missing = 0;
+        IF attempt = 2 THEN
+            -- Not expected; the proxy retries the requests one at a time when a batch fails.
+            RAISE EXCEPTION 'tollgate_reserve_batch: % limit or budget rows could not be created', missing;
+        END IF;
+        INSERT INTO limit_state (owner_id, tenant_id, owner_kind)
+            SELECT u.id, u.tenant, u.kind FROM unnest(o_id, o_tenant, o_kind, o_limited) AS u(id, tenant, kind, limited)
+            WHERE u.limited ORDER BY u.kind = 'key', u.id
+            ON CONFLICT DO NOTHING;
+        INSERT INTO budget_windows (owner_id, window_start, tenant_id, owner_kind, window_end, limit_nanos)
+            SELECT u.id, u.w, u.tenant, u.kind, tollgate_window_end(u.period, u.w), u.budget
+            FROM unnest(o_id, o_window, o_tenant, o_kind, o_period, o_budget) AS u(id, w, tenant, kind, period, budget)
+            WHERE u.w IS NOT NULL ORDER BY u.kind = 'key', u.id
+            ON CONFLICT DO NOTHING;
+    END LOOP;
+
+    FOR i IN 1 .. n LOOP
+        ord := i; scope := NULL; retry_after_ms := NULL; resets_at := NULL;
+        remaining_requests := NULL; remaining_tokens := NULL;
+        k := array_position(o_id, p_key_ids[i]);
+        IF k IS NULL OR o_kind[k] <> 'key' OR o_status[k] <> 'active' THEN
+            outcome := 'key_inactive'; scope := 'key'; RETURN NEXT; CONTINUE;
+        END IF;
+        IF o_expires[k] IS NOT NULL AND o_expires[k] <= now_ts THEN
+            outcome := 'key_expired'; scope := 'key'; RETURN NEXT; CONTINUE;
+        END IF;
+        t := array_position(o_id, o_tenant[k]);
+        IF o_status[t] <> 'active' THEN
+            outcome := 'tenant_suspended'; scope := 'tenant'; RETURN NEXT; CONTINUE;
+        END IF;
+        IF o_tpm[k] IS NOT NULL AND p_tokens[i] > o_tpm[k] THEN
+            outcome := 'request_too_large'; scope := 'key'; RETURN NEXT; CONTINUE;
+        END IF;
+        IF o_tpm[t] IS NOT NULL AND p_tokens[i] > o_tpm[t] THEN
+            outcome := 'request_too_large'; scope := 'tenant'; RETURN NEXT; CONTINUE;
+        END IF;
+        new_k_req := NULL; new_k_tok := NULL; new_t_req := NULL; new_t_tok := NULL; rem_req := NULL; rem_tok := NULL;
+        -- Requests per minute (GCRA).
+        IF o_rpm[k] IS NOT NULL THEN
+            new_k_req := greatest(s_req[k], now_ts) + interval '60 seconds' / o_rpm[k];
+            IF new_k_req - now_ts > interval '60 seconds' THEN
+                outcome := 'rate_limited'; scope := 'key';
+                retry_after_ms := ceil(extract(epoch FROM (new_k_req - now_ts - interval '60 seconds')) * 1000)::bigint;
+                remaining_requests := 0; RETURN NEXT; CONTINUE;
+            END IF;
+            rem_req := floor(extract(epoch FROM (interval '60 seconds' - (new_k_req - now_ts))) * o_rpm[k] / 60)::bigint;
+        END IF;
+        IF o_rpm[t] IS NOT NULL THEN
+            new_t_req := greatest(s_req[t], now_ts) + interval '60 seconds' / o_rpm[t];
+            IF new_t_req - now_ts > interval '60 seconds' THEN
+                outcome := 'rate_limited'; scope := 'tenant';
+                retry_after_ms := ceil(extract(epoch FROM (new_t_req - now_ts - interval '60 seconds')) * 1000)::bigint;
+                remaining_requests := rem_req; RETURN NEXT; CONTINUE;
+            END IF;
+        END IF;
+        -- Tokens per minute (GCRA weighted by the request's token hold).
+        IF o_tpm[k] IS NOT NULL THEN
+            new_k_tok := greatest(s_tok[k], now_ts) + make_interval(secs => 60.0 * p_tokens[i] / o_tpm[k]);
+            IF new_k_tok - now_ts > interval '60 seconds' THEN
+                outcome := 'tokens_limited'; scope := 'key';
+                retry_after_ms := ceil(extract(epoch FROM (new_k_tok - now_ts - interval '60 seconds')) * 1000)::bigint;
+                remaining_requests := rem_req; remaining_tokens := 0; RETURN NEXT; CONTINUE;
+            END IF;
+            rem_tok := floor(extract(epoch FROM (interval '60 seconds' - (new_k_tok - now_ts))) * o_tpm[k] / 60)::bigint;
+        END IF;
+        IF o_tpm[t] IS NOT NULL THEN
+            new_t_tok := greatest(s_tok[t], now_ts) + make_interval(secs => 60.0 * p_tokens[i] / o_tpm[t]);
+            IF new_t_tok - now_ts > interval '60 seconds' THEN
+                outcome := 'tokens_limited'; scope := 'tenant';
+                retry_after_ms := ceil(extract(epoch FROM (new_t_tok - now_ts - interval '60 seconds')) * 1000)::bigint;
+                remaining_requests := rem_req; remaining_tokens := rem_tok; RETURN NEXT; CONTINUE;
+            END IF;
+        END IF;
+        -- Concurrency.
+        IF o_conc[k] IS NOT NULL AND s_flight[k] >= o_conc[k] THEN
+            outcome := 'concurrency_limited'; scope := 'key'; retry_after_ms := 1000;
+            remaining_requests := rem_req; remaining_tokens := rem_tok; RETURN NEXT; CONTINUE;
+        END IF;
+        IF o_conc[t] IS NOT NULL AND s_flight[t] >= o_conc[t] THEN
+            outcome := 'concurrency_limited'; scope := 'tenant'; retry_after_ms := 1000;
+            remaining_requests := rem_req; remaining_tokens := rem_tok; RETURN NEXT; CONTINUE;
+        END IF;
+        -- Budgets: spent + reserved + hold <= limit.
+        IF o_budget[t] IS NOT NULL AND s_spent[t] + s_reserved[t] + p_amounts[i] > o_budget[t] THEN
+            outcome := 'budget_exhausted'; scope := 'tenant'; resets_at := tollgate_window_end(o_period[t], o_window[t]);
+            remaining_requests := rem_req; remaining_tokens := rem_tok; RETURN NEXT; CONTINUE;
+        END IF;
+        IF o_budget[k] IS NOT NULL AND s_spent[k] + s_reserved[k] + p_amounts[i] > o_budget[k] THEN
+            outcome := 'budget_exhausted'; scope := 'key'; resets_at := tollgate_window_end(o_period[k], o_window[k]);
+            remaining_requests := rem_req; remaining_tokens := rem_tok; RETURN NEXT; CONTINUE;
+        END IF;
+        -- Everything fits: charge it all (in memory; written back below).
+        IF o_limited[t] THEN
+            s_req[t] := coalesce(new_t_req, s_req[t]); s_tok[t] := coalesce(new_t_tok, s_tok[t]);
+            s_flight[t] := s_flight[t] + 1; s_touched[t] := true;
+        END IF;
+        IF o_limited[k] THEN
+            s_req[k] := coalesce(new_k_req, s_req[k]); s_tok[k] := coalesce(new_k_tok, s_tok[k]);
+            s_flight[k] := s_flight[k] + 1; s_touched[k] := true;
+        END IF;
+        IF o_window[t] IS NOT NULL THEN
+            s_reserved[t] := s_reserved[t] + p_amounts[i]; s_added[t] := s_added[t] + p_amounts[i]; s_touched[t] := true;
+        END IF;
+        IF o_window[k] IS NOT NULL THEN
+            s_reserved[k] := s_reserved[k] + p_amounts[i]; s_added[k] := s_added[k] + p_amounts[i]; s_touched[k] := true;
+        END IF;
+        h_n := h_n || i; h_kwin := h_kwin || o_window[k]; h_twin := h_twin || o_window[t];
+        h_klim := h_klim || o_limited[k]; h_tlim := h_tlim || o_limited[t];
+        outcome := 'ok'; remaining_requests := rem_req; remaining_tokens := rem_tok; RETURN NEXT;
+    END LOOP;
+
+    UPDATE limit_state ls SET request_tat = u.req, token_tat = u.tok, in_flight = u.flight
+      FROM unnest(o_id, o_limited, s_touched, s_req, s_tok, s_flight) AS u(id, limited, touched, req, tok, flight)
+     WHERE u.limited AND u.touched AND ls.owner_id = u.id;
+    UPDATE budget_windows bw SET reserved_nanos = bw.reserved_nanos + u.added, limit_nanos = u.budget
+      FROM unnest(o_id, o_window, s_touched, s_added, o_budget) AS u(id, w, touched, added, budget)
+     WHERE u.w IS NOT NULL AND u.touched AND bw.owner_id = u.id AND bw.window_start = u.w;
+    INSERT INTO holds (request_id, tenant_id, key_id, started_at, expires_at, proxy_id, endpoint, model, currency,
+                       amount_nanos, tokens, key_window_start, tenant_window_start, key_limited, tenant_limited,
+                       metadata, traceparent)
+    SELECT p_request_ids[h.n], o_tenant[array_position(o_id, p_key_ids[h.n])], p_key_ids[h.n], now_ts,
+           now_ts + make_interval(secs => p_ttl_seconds), p_proxy_id, p_endpoints[h.n], nullif(p_models[h.n], ''),
+           o_currency[array_position(o_id, o_tenant[array_position(o_id, p_key_ids[h.n])])],
+           p_amounts[h.n], p_tokens[h.n], h.kwin, h.twin, h.klim, h.tlim,
+           nullif(p_metadata[h.n], '')::jsonb, nullif(p_traceparents[h.n], '')
+      FROM unnest(h_n, h_kwin, h_twin, h_klim, h_tlim) AS h(n, kwin, twin, klim, tlim);
+END;
+$$;

@@ -182,6 +182,84 @@ import TollgateTestSupport
         }
     }
 
+    /// Differential test: two identical worlds (tenants and keys with every kind of limit, a revoked
+    /// key), the same random requests; one world reserves them one call at a time
+    /// (tollgate_reserve), the other in batches (tollgate_reserve_batch), with the same settlements
+    /// in between. Outcomes and the resulting rows must be the same.
+    @Test func batchAndSingleReservationsAgree() async throws {
+        try await RepositoryTests.withMigratedDatabase { db in
+            struct World { var keys: [UUID] = []; var owners: [UUID] = [] }
+            func makeWorld(_ name: String) async throws -> World {
+                var world = World()
+                // No requests/min or tokens/min here: their outcomes depend on when each call runs,
+                // and the two worlds cannot run at the same instant (the ordered batch test covers them).
+                // A tokens/min limit far above the window's use still refuses oversized requests.
+                let t1 = RepositoryTests.tenant("\(name)-one", budget: Budget(limit: Money(nanos: 2_000), period: .monthly),
+                                                limits: RateLimits(maxConcurrent: 6))
+                let t2 = RepositoryTests.tenant("\(name)-two", budget: Budget(limit: Money(nanos: 3_000), period: .weekly),
+                                                limits: RateLimits(maxConcurrent: 3))
+                for t in [t1, t2] { _ = try await db.transaction { try await RepositoryTests.tenants.insert(t, on: $0) } }
+                world.keys.append(try await Self.key(t1, budget: Budget(limit: Money(nanos: 600), period: .daily),
+                                                     limits: RateLimits(maxConcurrent: 4), on: db))
+                world.keys.append(try await Self.key(t1, limits: RateLimits(tokensPerMinute: 1_000_000_000), on: db))
+                world.keys.append(try await Self.key(t1, on: db))
+                let revoked = try await Self.key(t1, on: db)
+                _ = try await db.transaction { try await Self.keys.revoke(tenantID: t1.id, id: revoked, on: $0) }
+                world.keys.append(revoked)
+                world.keys.append(try await Self.key(t2, limits: RateLimits(maxConcurrent: 2), on: db))
+                world.keys.append(try await Self.key(t2, budget: Budget(limit: Money(nanos: 400), period: .lifetime), on: db))
+                world.owners = [t1.id, t2.id] + world.keys
+                return world
+            }
+            let single = try await makeWorld("single")
+            let batched = try await makeWorld("batched")
+            var generator = SystemRandomNumberGenerator()
+            var openSingle: [ReservationRequest] = []
+            var openBatched: [ReservationRequest] = []
+            for round in 0..<25 {
+                let count = Int.random(in: 1...14, using: &generator)
+                let picks = (0..<count).map { _ in
+                    (Int.random(in: 0..<6, using: &generator), Int64.random(in: 20...150, using: &generator),
+                     Int.random(in: 0..<8, using: &generator) == 0 ? 2_000_000_000 : Int64.random(in: 10...400, using: &generator))
+                }
+                let a = picks.map { Self.request(single.keys[$0.0], hold: $0.1, tokens: $0.2) }
+                let b = picks.map { Self.request(batched.keys[$0.0], hold: $0.1, tokens: $0.2) }
+                var outcomesA: [ReservationOutcome] = []
+                for r in a { outcomesA.append(try await db.read { try await Self.admission.reserve(r, on: $0) }) }
+                let outcomesB = try await db.read { try await Self.admission.reserve(batch: b, on: $0) }
+                #expect(outcomesA.map(\.kind) == outcomesB.map(\.kind), "round \(round)")
+                openSingle += zip(a, outcomesA).filter { $0.1.kind == "ok" }.map(\.0)
+                openBatched += zip(b, outcomesB).filter { $0.1.kind == "ok" }.map(\.0)
+                // Settle the same share of what is open in both worlds (oldest first), at random costs.
+                let settleCount = Int.random(in: 0...min(openSingle.count, openBatched.count), using: &generator)
+                for j in 0..<settleCount {
+                    let cost = Int64.random(in: 0...20, using: &generator)
+                    _ = try await db.read { try await Self.settlement.settle(Self.settle(openSingle[j], cost: cost), on: $0) }
+                    _ = try await db.read { try await Self.settlement.settle(Self.settle(openBatched[j], cost: cost), on: $0) }
+                }
+                openSingle.removeFirst(settleCount)
+                openBatched.removeFirst(settleCount)
+            }
+            #expect(try await Self.rows(single.owners, db: db) == Self.rows(batched.owners, db: db))
+        }
+    }
+
+    /// The comparable part of each owner's rows: in-flight count, reserved and spent.
+    static func rows(_ owners: [UUID], db: Database) async throws -> [String] {
+        var result: [String] = []
+        for owner in owners {
+            let text = try await db.read { db in
+                try await db.query("""
+                    SELECT coalesce((SELECT in_flight FROM limit_state WHERE owner_id = \(owner)), -1)::text || '/' ||
+                           coalesce((SELECT sum(reserved_nanos) FROM budget_windows WHERE owner_id = \(owner)), -1)::text || '/' ||
+                           coalesce((SELECT sum(spent_nanos) FROM budget_windows WHERE owner_id = \(owner)), -1)::text
+                    """, logger: db.logger).collect().first!.decode(String.self)
+            }
+            result.append(text)
+        }
+        return result
+    }
+
     static func reserved(owner: UUID, db: Database) async throws -> Int64 {
         try await db.read { db in
             try await db.query("SELECT coalesce(sum(reserved_nanos), 0)::bigint FROM budget_windows WHERE owner_id = \(owner)",
@@ -193,6 +271,23 @@ import TollgateTestSupport
         try await db.read { db in
             try await db.query("SELECT coalesce(sum(spent_nanos), 0)::bigint FROM budget_windows WHERE owner_id = \(owner)",
                                logger: db.logger).collect().first!.decode(Int64.self)
+        }
+    }
+}
+
+extension ReservationOutcome {
+    /// Outcome and scope, without the timing-dependent figures.
+    var kind: String {
+        switch self {
+        case .admitted: return "ok"
+        case .keyInactive: return "key_inactive"
+        case .keyExpired: return "key_expired"
+        case .tenantSuspended: return "tenant_suspended"
+        case .rateLimited(let scope, _, _): return "rate:\(scope.rawValue)"
+        case .tokensLimited(let scope, _): return "tokens:\(scope.rawValue)"
+        case .requestTooLarge(let scope): return "too_large:\(scope.rawValue)"
+        case .concurrencyLimited(let scope): return "concurrency:\(scope.rawValue)"
+        case .budgetExhausted(let scope, _): return "budget:\(scope.rawValue)"
         }
     }
 }
