@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import PostgresNIO
 import ServiceLifecycle
 import TollgateStorage
 
@@ -36,6 +37,16 @@ final class SettlementQueue: Service, Sendable {
     private let progress = Locked(Progress())
     private let backlog = Gauge(label: "tollgate_settlement_backlog")
     private let overshoot = Counter(label: "tollgate_overshoot_nanos_total")
+    private let refused = Counter(label: "tollgate_settlements_refused_total")
+
+    /// A server-side refusal that retrying cannot fix: anything but connection problems (08),
+    /// transaction rollbacks such as deadlocks (40), insufficient resources (53) and operator
+    /// intervention such as a shutdown (57), which are retried.
+    static func isRefusal(_ error: any Error) -> Bool {
+        if error is StorageError { return true }  // constraint violations, as the storage layer names them
+        guard let error = error as? PSQLError, let state = error.sqlState else { return false }
+        return !["08", "40", "53", "57"].contains(String(state.prefix(2)))
+    }
 
     init(database: Database, journal: SettlementJournal, logger: Logger) {
         self.database = database
@@ -180,6 +191,21 @@ final class SettlementQueue: Service, Sendable {
                 progress.withLock { $0.posted += batch.count }
                 try? await journal.acknowledge(batch.map(\.requestID))
                 return true
+            } catch where Self.isRefusal(error) {
+                // Postgres refused the statement for good (nothing was committed). Retrying the
+                // same batch would block every settlement behind it, so find the refused one(s):
+                // the others post; a refused one stays in the journal, unacknowledged, for an
+                // operator (and the next start) and its hold for the reaper. Nothing is lost.
+                guard batch.count > 1 else {
+                    refused.increment()
+                    logger.error("settlement refused by the database; left in the journal", metadata: [
+                        "request_id": "\(batch[0].requestID)", "error": "\(String(reflecting: error))"])
+                    progress.withLock { $0.posted += 1 }
+                    return true
+                }
+                let half = batch.count / 2
+                guard await post(Array(batch[..<half])) else { return false }
+                return await post(Array(batch[half...]))
             } catch {
                 logger.warning("settlement deferred: database unreachable", metadata: [
                     "count": "\(batch.count)", "retry_in": "\(delay)"])
