@@ -75,8 +75,13 @@ struct BudgetConcurrencyTests {
             let body: [String: Any] = ["model": "mistral-small-latest", "max_tokens": 100,
                                        "messages": [["role": "user", "content": "hi"]]]
             var statuses: [Int] = []
-            for _ in 0..<30 { statuses.append(Int(try await h.post("/v1/chat/completions", body).status.code)) }
-            #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+            var refusals: [String] = []
+            for _ in 0..<30 {
+                let reply = try await h.post("/v1/chat/completions", body)
+                statuses.append(Int(reply.status.code))
+                if reply.status != .ok { refusals.append(reply.body) }
+            }
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses) \(refusals)")
             _ = try await h.settled(expectedRows: 30)
         }
     }

@@ -46,9 +46,18 @@ struct SettlementRefusalTests {
                 try await db.query("SELECT request_id FROM holds", logger: db.logger).collect().map { try $0.decode(UUID.self) }
             }
             #expect(holds == [poisoned])
+            // Counted as posted just after the rows become visible.
+            for _ in 0..<500 where queue.hasUnposted { try await Task.sleep(for: .milliseconds(10)) }
             #expect(!queue.hasUnposted, "waiters are not held up by the refused settlement")
-            // Only the refused settlement is left for the next start's replay.
-            #expect(try SettlementJournal(directory: directory, name: "t").unacknowledged().map(\.requestID) == [poisoned])
+            // Only the refused settlement is left for the next start's replay (acknowledgements are
+            // written just after posting, so poll briefly).
+            var left: [UUID] = []
+            for _ in 0..<500 {
+                left = try SettlementJournal(directory: directory, name: "t").unacknowledged().map(\.requestID)
+                if left == [poisoned] { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(left == [poisoned])
         }
     }
 }

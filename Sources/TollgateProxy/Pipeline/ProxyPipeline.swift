@@ -82,10 +82,16 @@ struct ProxyPipeline: Sendable {
                 metadataJSON: metadata.json, traceparent: metadata.traceparent)
             let reserveStart = ContinuousClock.now
             var outcome = try await reserve(reservation, started: started)
-            if outcome.mayBeRelievedBySettlement, settlements.hasUnposted {
+            if outcome.mayBeRelievedBySettlement {
                 // The previous request of a sequential client may still be settling: its slot,
-                // unused tokens and hold come back when its settlement posts. Wait for that once.
-                await settlements.waitUntilPosted(limit: configuration.pendingSettlementWait)
+                // unused tokens and hold come back when its settlement posts. Wait for this
+                // replica's pending settlements (or, with none pending, a short grace: another
+                // replica's may be committing) and try once more.
+                if settlements.hasUnposted {
+                    await settlements.waitUntilPosted(limit: configuration.pendingSettlementWait)
+                } else {
+                    try? await Task.sleep(for: .milliseconds(25))
+                }
                 outcome = try await reserve(reservation, started: started)
             }
             ProxyMetrics.reservation(ContinuousClock.now - reserveStart)

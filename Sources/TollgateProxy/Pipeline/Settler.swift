@@ -181,7 +181,12 @@ final class SettlementQueue: Service, Sendable {
             }
             do {
                 let results = try await withDeadline(.seconds(5)) { [database, store] in
-                    try await database.read { try await store.settle(batch: batch, on: $0) }
+                    try await database.read { db in
+                        let results = try await store.settle(batch: batch, on: db)
+                        // Counted as posted (which frees waiting admissions) only once visible.
+                        try await db.awaitCommit(logger: database.logger)
+                        return results
+                    }
                 }
                 for (settlement, result) in zip(batch, results) where result.overshoot.nanos > 0 {
                     overshoot.increment(by: Int64(result.overshoot.nanos))
