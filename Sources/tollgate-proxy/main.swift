@@ -40,7 +40,7 @@ do {
         dependencies: ProxyDependencies(client: client, keyring: keyring, hasher: hasher, httpClient: httpClient, metrics: registry),
         logger: logger)
     try await app.runService()
-    try await httpClient.shutdown().get()
+    try await httpClient.shutdown()
 } catch {
     logger.critical("tollgate-proxy cannot start: \(error)")
     exit(1)

@@ -19,6 +19,7 @@
 #   BENCH_BIN             default .build-bench/release (built with --scratch-path .build-bench)
 #   BENCH_PG_OPTS=       extra postgres options, e.g. "-c synchronous_commit=off" (diagnosis only; not the published setup)
 #   BENCH_KEEP=0          1: leave the work directory (logs, Postgres data) behind
+#   BENCH_PG_STATS=0      1: pg_stat_statements on; top statements of each Tollgate run into results/pgstat-NAME.txt
 #   BENCH_PERF=           a scenario name (e.g. chat32): perf-record the proxy during it into results/perf-NAME.data
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -80,10 +81,12 @@ trap 'exit 130' INT TERM
 log "Postgres 127.0.0.1:$pg_port (stock: fsync=on, synchronous_commit=on) ${BENCH_PG_OPTS:-}"
 mkdir -p "$work/pg" "$work/s"; [ "$(id -u)" = 0 ] && chown postgres "$work/pg" "$work/s"
 as_pg "$pgbin/initdb" -D "$work/pg" -U tollgate -A trust --no-sync >/dev/null
+pg_stats_opts=""; [ "${BENCH_PG_STATS:-0}" = 1 ] && pg_stats_opts="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
 as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w \
-  -o "-p $pg_port -k $work/s -c listen_addresses=127.0.0.1 -c max_connections=200 ${BENCH_PG_OPTS:-}" start >/dev/null
+  -o "-p $pg_port -k $work/s -c listen_addresses=127.0.0.1 -c max_connections=200 $pg_stats_opts ${BENCH_PG_OPTS:-}" start >/dev/null
 psql_() { psql -h 127.0.0.1 -p "$pg_port" -U tollgate -d "${PGDB:-tollgate}" -v ON_ERROR_STOP=1 -qtAX "$@"; }
 PGDB=postgres psql_ -c "CREATE DATABASE tollgate"
+[ "${BENCH_PG_STATS:-0}" = 1 ] && psql_ -c "CREATE EXTENSION pg_stat_statements"
 export DATABASE_URL="postgres://tollgate@127.0.0.1:$pg_port/tollgate?sslmode=disable"
 
 "$bin/tollgate" generate-secrets > "$work/secrets.env"
@@ -149,6 +152,11 @@ printf '{"name":"mock","baseUrl":"http://127.0.0.1:%s","secret":"%s"}' "$mock_po
 vkey_json=$(api -X POST "http://127.0.0.1:$admin_port/v1/tenants/$tenant/keys" \
   -d '{"name":"bench","budget":{"amount":"1000000000.00","period":"lifetime"}}')
 vkey=$(json "['secret']" <<<"$vkey_json"); vkey_id=$(json "['key']['id']" <<<"$vkey_json")
+# Limits on both the key and its tenant, high enough never to trip, so every request pays for the
+# requests/min, tokens/min and concurrency checks as well as the budget hold.
+never_trip='{"requestsPerMinute":10000000,"tokensPerMinute":2000000000,"maxConcurrent":100000}'
+api -X PUT "http://127.0.0.1:$admin_port/v1/tenants/$tenant/limits" -d "$never_trip" >/dev/null
+api -X PUT "http://127.0.0.1:$admin_port/v1/tenants/$tenant/keys/$vkey_id/limits" -d "$never_trip" >/dev/null
 kill "$admin_pid"; wait "$admin_pid" 2>/dev/null || true   # not on the data path: keep it off the CPU
 log "tenant $tenant, key ${vkey:0:12}…"
 
@@ -211,6 +219,7 @@ run_wrk() {
   if [ "$label" = tollgate ]; then
     before=$(ledger_snapshot)
     curl -fsS "http://127.0.0.1:$port/metrics" > "$work/out/$name.metrics-before.txt" 2>/dev/null || true
+    [ "${BENCH_PG_STATS:-0}" = 1 ] && psql_ -c "SELECT pg_stat_statements_reset()" >/dev/null
   fi
   local perf_pid=""
   if [ "$label" = tollgate ] && [ "${BENCH_PERF:-}" = "$name" ]; then   # optional CPU profile of the proxy
@@ -228,6 +237,12 @@ run_wrk() {
     curl -fsS "http://127.0.0.1:$port/metrics" > "$work/out/$name.metrics.txt" 2>/dev/null || true
     local model=mistral-small-latest; [ "$body" = embed ] && model=mistral-embed
     ledger_check "$name" "$before" "$model" "$conns"
+    if [ "${BENCH_PG_STATS:-0}" = 1 ]; then   # where the database's time went during this run
+      psql_ -F ' | ' -c "SELECT calls, round(total_exec_time::numeric, 1) AS ms,
+          round((total_exec_time / greatest(calls, 1))::numeric * 1000, 1) AS us_per_call,
+          left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15" > "$here/results/pgstat-$name.txt"
+    fi
   fi
   return 0
 }

@@ -15,24 +15,38 @@ public struct ProxyDependencies: Sendable {
     public var client: PostgresClient
     public var keyring: MasterKeyring
     public var hasher: SecretHasher
-    public var httpClient: HTTPClient
+    public var httpClient: UpstreamClients
     public var metrics: PrometheusCollectorRegistry?
 
-    public init(client: PostgresClient, keyring: MasterKeyring, hasher: SecretHasher, httpClient: HTTPClient,
+    public init(client: PostgresClient, keyring: MasterKeyring, hasher: SecretHasher, httpClient: UpstreamClients,
                 metrics: PrometheusCollectorRegistry? = nil) {
         self.client = client; self.keyring = keyring; self.hasher = hasher; self.httpClient = httpClient; self.metrics = metrics
     }
 
-    /// The HTTP client the proxy forwards with: pooled, no redirects, bounded connect and read times.
-    /// Its read timeout is only a backstop: the forwarder enforces the first-byte timeout until the
-    /// response head arrives and the idle timeout between body chunks, each on its own.
-    public static func makeHTTPClient(_ configuration: ProxyConfiguration) -> HTTPClient {
+    /// The HTTP clients the proxy forwards with (one per event loop): pooled, no redirects, bounded
+    /// connect and read times. The read timeout is only a backstop: the forwarder enforces the
+    /// first-byte timeout until the response head arrives and the idle timeout between body chunks.
+    public static func makeHTTPClient(_ configuration: ProxyConfiguration) -> UpstreamClients {
         var http = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .nanoseconds(configuration.connectTimeout.nanoseconds),
                            read: .nanoseconds(max(configuration.firstByteTimeout, configuration.idleChunkTimeout).nanoseconds)))
         http.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 512
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: http)
+        // No client spans: without a tracer bootstrapped they only cost a second URL parse.
+        http.tracing.tracer = nil
+        return UpstreamClients(configuration: http)
+    }
+}
+
+/// The request context of the data plane: Hummingbird's core storage plus the event loop of the
+/// client's connection, so the upstream call can stay on that loop (`UpstreamClients`).
+public struct ProxyRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    let channelLoop: any EventLoop
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.channelLoop = source.channel.eventLoop
     }
 }
 
@@ -53,13 +67,13 @@ public func buildProxyApplication(
         planner: HoldPlanner(configuration: configuration, prices: prices),
         admission: PostgresAdmissionGate(database: database, store: AdmissionStore(logger: logger)),
         vault: vault,
-        forwarder: Forwarder(client: dependencies.httpClient, maxAttempts: configuration.maxAttempts,
+        forwarder: Forwarder(clients: dependencies.httpClient, maxAttempts: configuration.maxAttempts,
                              totalTimeout: configuration.totalTimeout, firstByteTimeout: configuration.firstByteTimeout,
                              idleTimeout: configuration.idleChunkTimeout, logger: logger),
         settlements: settlements,
         logger: logger)
 
-    let router = Router()
+    let router = Router(context: ProxyRequestContext.self)
     if dependencies.metrics != nil { router.add(middleware: MetricsMiddleware()) }
     router.get("healthz") { _, _ in Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "{\"status\":\"ok\"}"))) }
     router.get("readyz") { _, _ in
@@ -76,11 +90,11 @@ public func buildProxyApplication(
     // Every other path is Mistral's API; the pipeline routes and refuses what it does not know.
     // A body that misses the body timeout fails the pipeline's body read; the client gets a 408.
     let bodyTimeout = configuration.bodyTimeout
-    let handler: @Sendable (Request, BasicRequestContext) async throws -> Response = { request, _ in
+    let handler: @Sendable (Request, ProxyRequestContext) async throws -> Response = { request, context in
         let watch = BodyTimeoutWatch()
         var request = request
         request.body = watch.watching(request.body)
-        let response = await pipeline.handle(request)
+        let response = await pipeline.handle(request, loop: context.channelLoop)
         guard watch.timedOut else { return response }
         return BodyTimeoutWatch.response(requestID: response.headers[.xRequestID] ?? UUID().apiString, limit: bodyTimeout)
     }

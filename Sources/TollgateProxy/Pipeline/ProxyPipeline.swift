@@ -21,7 +21,8 @@ struct ProxyPipeline: Sendable {
     let settlements: SettlementQueue
     let logger: Logger
 
-    func handle(_ request: Request) async -> Response {
+    /// `loop`: the event loop of the caller's connection; the upstream call stays on it.
+    func handle(_ request: Request, loop: (any EventLoop)? = nil) async -> Response {
         let requestID = UUID()
         let started = ContinuousClock.now
         ProxyMetrics.requestStarted()
@@ -29,7 +30,7 @@ struct ProxyPipeline: Sendable {
         let family = ProxyRoutes.route(method: request.method, path: request.uri.path)?.family.rawValue ?? "unknown"
         let response: Response
         do {
-            response = try await process(request, requestID: requestID, started: started)
+            response = try await process(request, requestID: requestID, started: started, loop: loop)
         } catch let error as ProxyError {
             ProxyMetrics.rejection(error.code)
             response = error.response(requestID: requestID.apiString)
@@ -42,7 +43,8 @@ struct ProxyPipeline: Sendable {
         return response
     }
 
-    private func process(_ request: Request, requestID: UUID, started: ContinuousClock.Instant) async throws -> Response {
+    private func process(_ request: Request, requestID: UUID, started: ContinuousClock.Instant,
+                         loop: (any EventLoop)?) async throws -> Response {
         let path = request.uri.path
         guard let route = ProxyRoutes.route(method: request.method, path: path) else { throw ProxyError.notFound(path) }
 
@@ -69,7 +71,7 @@ struct ProxyPipeline: Sendable {
             let credentials = try await vault.credentials(for: key)
             let upstream = try await forwarder.forward(method: request.method, pathAndQuery: pathAndQuery, headers: request.headers,
                                                        body: body.readableBytes > 0 ? body : nil, credentials: credentials,
-                                                       requestID: requestID.apiString)
+                                                       requestID: requestID.apiString, loop: loop)
             return relayUnmetered(upstream, requestID: requestID)
         case .metered, .meteredByPage:
             // 2. Authorize, and work out the hold: the worst case this request can cost.
@@ -107,7 +109,8 @@ struct ProxyPipeline: Sendable {
             do {
                 let credentials = try await vault.credentials(for: key)
                 upstream = try await forwarder.forward(method: request.method, pathAndQuery: pathAndQuery, headers: request.headers,
-                                                       body: plan.forwardBody, credentials: credentials, requestID: requestID.apiString)
+                                                       body: plan.forwardBody, credentials: credentials, requestID: requestID.apiString,
+                                                       loop: loop)
             } catch {
                 await settlement.settle(usage: Usage(), statusCode: (error as? ProxyError).map { Int($0.status.code) } ?? 502,
                                         estimated: false, credentialID: nil, upstreamLatency: nil)

@@ -26,7 +26,7 @@ struct UpstreamResponse: Sendable {
 /// `totalTimeout`); after that, a stream is cut when no chunk arrives for `idleTimeout`. The HTTP
 /// client's own read timeout, max(first byte, idle), stays as a backstop, and bounds JSON bodies.
 struct Forwarder: Sendable {
-    let client: HTTPClient
+    let clients: UpstreamClients
     let maxAttempts: Int
     let totalTimeout: Duration
     var firstByteTimeout: Duration = .seconds(120)
@@ -43,7 +43,7 @@ struct Forwarder: Sendable {
     static let retriableStatuses: Set<Int> = [429, 502, 503, 504]
 
     func forward(method: HTTPRequest.Method, pathAndQuery: String, headers: HTTPFields, body: ByteBuffer?,
-                 credentials: [UsableCredential], requestID: String) async throws -> UpstreamResponse {
+                 credentials: [UsableCredential], requestID: String, loop: (any EventLoop)?) async throws -> UpstreamResponse {
         guard !credentials.isEmpty else {
             throw ProxyError.upstream(.badGateway, "No active Mistral credential is configured for this key's team.")
         }
@@ -51,6 +51,8 @@ struct Forwarder: Sendable {
         let started = ContinuousClock.now
         let deadline = NIODeadline.now() + .nanoseconds(Int64(totalTimeout.components.seconds) * 1_000_000_000)
         var lastFailure = "no attempt made"
+        // The client whose connections live on the loop serving the caller: no thread crossing.
+        let client = clients.client(on: loop)
         for attempt in 0..<maxAttempts {
             let credential = order[attempt % order.count]
             var request = HTTPClientRequest(url: credential.baseURL + pathAndQuery)
@@ -67,7 +69,8 @@ struct Forwarder: Sendable {
                 // HTTP client's deadline covers exactly the wait for the response head, on a cheap
                 // event-loop timer; the attempt is cancelled when it passes.
                 let headDeadline = min(deadline, .now() + .nanoseconds(firstByteTimeout.nanoseconds))
-                let response = try await client.execute(request, deadline: headDeadline, logger: logger)
+                // No logger: the client's own per-request debug metadata costs two writes a request.
+                let response = try await client.execute(request, deadline: headDeadline, logger: nil)
                 let status = Int(response.status.code)
                 if Self.retriableStatuses.contains(status), !isLast {
                     let wait = Self.backoff(attempt: attempt, retryAfter: response.headers.first(name: "retry-after"))

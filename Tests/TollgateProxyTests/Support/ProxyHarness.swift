@@ -66,7 +66,7 @@ struct ProxyHarness: Sendable {
             let logger = logs.logger(label: "proxy-test", level: .debug)
             let journalRoot = NSTemporaryDirectory() + "tollgate-journal-\(UUID().uuidString)"
             var apps: [any ApplicationProtocol] = []
-            var https: [HTTPClient] = []
+            var https: [UpstreamClients] = []
             var postgresClients: [PostgresClient] = []
             for index in 0..<replicas {
                 var postgresConfiguration = testDatabase.configuration
@@ -94,10 +94,10 @@ struct ProxyHarness: Sendable {
                                             databaseName: testDatabase.name, logs: logs, journalDirectory: journalRoot + "/0", clients: clients))
                 }
             } catch {
-                for http in https { try? await http.shutdown().get() }
+                for http in https { try? await http.shutdown() }
                 throw error
             }
-            for http in https { try await http.shutdown().get() }
+            for http in https { try await http.shutdown() }
         }
     }
 
