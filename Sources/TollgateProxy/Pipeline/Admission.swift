@@ -94,11 +94,9 @@ final class PostgresAdmissionGate: AdmissionGate {
         do {
             let outcomes = try await withDeadline(.seconds(3)) { [database, store] in
                 try await database.read { db in
-                    let outcomes = requests.count == 1 ? [try await store.reserve(requests[0], on: db)]
-                                                       : try await store.reserve(batch: requests, on: db)
-                    // Nothing is forwarded before its hold is durable.
-                    try await db.awaitCommit(logger: database.logger)
-                    return outcomes
+                    // Both answer after their commit: nothing is forwarded before its hold is durable.
+                    requests.count == 1 ? [try await store.reserve(requests[0], on: db)]
+                                        : try await store.reserve(batch: requests, on: db)
                 }
             }
             return outcomes.map { .success($0) }

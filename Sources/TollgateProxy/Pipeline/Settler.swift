@@ -181,12 +181,9 @@ final class SettlementQueue: Service, Sendable {
             }
             do {
                 let results = try await withDeadline(.seconds(5)) { [database, store] in
-                    try await database.read { db in
-                        let results = try await store.settle(batch: batch, on: db)
-                        // Counted as posted (which frees waiting admissions) only once visible.
-                        try await db.awaitCommit(logger: database.logger)
-                        return results
-                    }
+                    // Answers after its commit: counted as posted (which frees waiting
+                    // admissions) only once visible.
+                    try await database.read { db in try await store.settle(batch: batch, on: db) }
                 }
                 for (settlement, result) in zip(batch, results) where result.overshoot.nanos > 0 {
                     overshoot.increment(by: Int64(result.overshoot.nanos))

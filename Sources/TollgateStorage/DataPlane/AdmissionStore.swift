@@ -38,17 +38,18 @@ public enum ReservationOutcome: Sendable, Equatable {
     case budgetExhausted(LimitScope, resetsAt: Date?)
 }
 
-/// Calls `tollgate_reserve`: every limit and both budget holds, checked and charged atomically in
-/// one round trip, committed (durable) before the request is forwarded.
+/// Calls `tollgate_admit` (`tollgate_reserve`, committed): every limit and both budget holds,
+/// checked and charged atomically in one round trip, durable before the answer arrives.
 public struct AdmissionStore: Sendable {
     let logger: Logger
     public init(logger: Logger) { self.logger = logger }
 
     public func reserve(_ r: ReservationRequest, on db: PostgresConnection) async throws -> ReservationOutcome {
+        // A procedure that commits before it answers: the answer means the hold is durable
+        // (migrations/0005). Must not run inside an explicit transaction.
         let rows = try await db.query("""
-            SELECT outcome, scope, retry_after_ms, resets_at, remaining_requests, remaining_tokens
-            FROM tollgate_reserve(\(r.requestID), \(r.keyID), \(r.hold.nanos), \(r.tokens), \(r.proxyID), \(r.ttlSeconds)::integer,
-                                  \(r.endpoint), \(r.model), \(r.metadataJSON)::jsonb, \(r.traceparent))
+            CALL tollgate_admit(\(r.requestID), \(r.keyID), \(r.hold.nanos), \(r.tokens), \(r.proxyID), \(r.ttlSeconds)::integer,
+                                \(r.endpoint), \(r.model), \(r.metadataJSON)::jsonb, \(r.traceparent))
             """, logger: logger)
         for try await row in rows.decode((String, String?, Int64?, Date?, Int64?, Int64?).self) {
             return try Self.outcome(row)
@@ -63,19 +64,21 @@ public struct AdmissionStore: Sendable {
         guard let first = batch.first else { return [] }
         // One proxy id and TTL per batch: they are properties of the replica, not of the request.
         let rows = try await db.query("""
-            SELECT outcome, scope, retry_after_ms, resets_at, remaining_requests, remaining_tokens
-            FROM tollgate_reserve_batch(\(batch.map(\.requestID)), \(batch.map(\.keyID)), \(batch.map(\.hold.nanos)),
+            CALL tollgate_admit_batch(\(batch.map(\.requestID)), \(batch.map(\.keyID)), \(batch.map(\.hold.nanos)),
                 \(batch.map(\.tokens)), \(first.proxyID), \(first.ttlSeconds)::integer, \(batch.map(\.endpoint)),
                 \(batch.map { $0.model ?? "" }), \(batch.map { $0.metadataJSON ?? "" }), \(batch.map { $0.traceparent ?? "" }))
-            ORDER BY ord
             """, logger: logger)
-        var outcomes: [ReservationOutcome] = []
-        outcomes.reserveCapacity(batch.count)
-        for try await row in rows.decode((String, String?, Int64?, Date?, Int64?, Int64?).self) {
-            outcomes.append(try Self.outcome(row))
+        for try await (kinds, scopes, retries, resets, requests, tokens) in rows.decode(([String], [String], [Int64], [Int64], [Int64], [Int64]).self) {
+            guard kinds.count == batch.count, [scopes.count, retries.count, resets.count, requests.count, tokens.count].allSatisfy({ $0 == kinds.count })
+            else { throw AdmissionError.unknownOutcome("\(kinds.count) of \(batch.count) outcomes") }
+            // '' and -1 stand for null in the procedure's arrays.
+            return try kinds.indices.map { i in
+                try Self.outcome((kinds[i], scopes[i].isEmpty ? nil : scopes[i], retries[i] < 0 ? nil : retries[i],
+                                  resets[i] < 0 ? nil : Date(timeIntervalSince1970: Double(resets[i]) / 1000),
+                                  requests[i] < 0 ? nil : requests[i], tokens[i] < 0 ? nil : tokens[i]))
+            }
         }
-        guard outcomes.count == batch.count else { throw AdmissionError.unknownOutcome("\(outcomes.count) of \(batch.count) rows") }
-        return outcomes
+        throw AdmissionError.unknownOutcome("none")
     }
 
     static func outcome(_ row: (String, String?, Int64?, Date?, Int64?, Int64?)) throws -> ReservationOutcome {

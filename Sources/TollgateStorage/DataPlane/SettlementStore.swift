@@ -32,14 +32,18 @@ public struct SettlementResult: Sendable, Equatable {
     public var overshoot: Money
 }
 
+public enum SettlementError: Error { case unexpectedAnswer(Int) }
+
 /// Calls `tollgate_settle` (exactly once per request id) and the reaper of expired holds.
 public struct SettlementStore: Sendable {
     let logger: Logger
     public init(logger: Logger) { self.logger = logger }
 
+    /// Posts one settlement and commits before answering (`tollgate_post_settlement`); must not
+    /// run inside an explicit transaction.
     public func settle(_ s: Settlement, on db: PostgresConnection) async throws -> SettlementResult {
         let rows = try await db.query("""
-            SELECT settled, overshoot_nanos FROM tollgate_settle(\(s.requestID), \(s.costNanos), \(s.promptTokens)::integer,
+            CALL tollgate_post_settlement(\(s.requestID), \(s.costNanos), \(s.promptTokens)::integer,
                 \(s.completionTokens)::integer, \(s.cachedTokens)::integer, \(s.pages)::integer, \(s.statusCode)::integer,
                 \(s.estimated), \(s.credentialID), \(s.upstreamLatencyMs)::integer, \(s.totalLatencyMs)::integer)
             """, logger: logger)
@@ -50,23 +54,21 @@ public struct SettlementStore: Sendable {
     }
 
     /// Settles many requests in one round trip and one commit (each still exactly once), locking
-    /// their rows in the global order first so batches cannot deadlock with admissions.
-    /// Returns the results in the order given.
+    /// their rows in the global order first so batches cannot deadlock with admissions. Answers
+    /// after the commit (`tollgate_post_settlements`). Returns the results in the order given.
     public func settle(batch: [Settlement], on db: PostgresConnection) async throws -> [SettlementResult] {
         guard batch.count > 1 else { return try await batch.asyncMap { try await settle($0, on: db) } }
         let rows = try await db.query("""
-            SELECT settled, overshoot_nanos
-            FROM tollgate_settle_batch(\(batch.map(\.requestID)), \(batch.map(\.costNanos)), \(batch.map { Int32(clamping: $0.promptTokens) }),
+            CALL tollgate_post_settlements(\(batch.map(\.requestID)), \(batch.map(\.costNanos)), \(batch.map { Int32(clamping: $0.promptTokens) }),
                 \(batch.map { Int32(clamping: $0.completionTokens) }), \(batch.map { Int32(clamping: $0.cachedTokens) }), \(batch.map { Int32(clamping: $0.pages) }),
                 \(batch.map { Int32(clamping: $0.statusCode) }), \(batch.map(\.estimated)), \(batch.map { $0.credentialID?.uuidString ?? "" }),
                 \(batch.map { Int32(clamping: $0.upstreamLatencyMs ?? -1) }), \(batch.map { Int32(clamping: $0.totalLatencyMs ?? -1) }))
-            ORDER BY ord
             """, logger: logger)
-        var results: [SettlementResult] = []
-        for try await (settled, overshoot) in rows.decode((Bool, Int64).self) {
-            results.append(SettlementResult(settled: settled, overshoot: Money(nanos: overshoot)))
+        for try await (settled, overshoot) in rows.decode(([Bool], [Int64]).self) {
+            guard settled.count == batch.count, overshoot.count == batch.count else { break }
+            return zip(settled, overshoot).map { SettlementResult(settled: $0, overshoot: Money(nanos: $1)) }
         }
-        return results
+        throw SettlementError.unexpectedAnswer(batch.count)
     }
 
     /// Settles up to `limit` holds whose proxy died, at their reserved amount, marked estimated.

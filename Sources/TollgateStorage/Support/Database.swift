@@ -81,16 +81,6 @@ public enum DatabaseURLError: Error, CustomStringConvertible {
     public var description: String { "DATABASE_URL must look like postgres://user:password@host:5432/database" }
 }
 
-extension PostgresConnection {
-    /// Returns once the previous statement's implicit transaction has committed. PostgresNIO ends a
-    /// query at CommandComplete, but Postgres commits an implicit transaction at the Sync that
-    /// follows, so without this a caller may act (forward a request, free a slot) before the commit
-    /// is durable and visible. Replies arrive in order, so this statement's reply comes after it.
-    public func awaitCommit(logger: Logger) async throws {
-        try await query("SELECT 1", logger: logger)
-    }
-}
-
 extension PSQLError {
     /// The SQLSTATE code the server reported, e.g. 23505 for a unique violation.
     public var sqlState: String? { serverInfo?[.sqlState] }
