@@ -31,6 +31,8 @@ final class SettlementQueue: Service, Sendable {
     private let postWakeUp: AsyncStream<Void>
     private let postWake: AsyncStream<Void>.Continuation
     private let shutdownDeadline = Locked<ContinuousClock.Instant?>(nil)
+    private let journalLinger = WakeableSleep()
+    private let postLinger = WakeableSleep()
     /// Settlements submitted and posted since start (posting is in submission order), and how many
     /// requests wait for posting to catch up (then nothing lingers).
     private struct Progress { var submitted = 0; var posted = 0; var waiters = 0 }
@@ -77,6 +79,7 @@ final class SettlementQueue: Service, Sendable {
     func waitUntilPosted(limit: Duration) async {
         let target = progress.withLock { p -> Int in p.waiters += 1; return p.submitted }
         defer { progress.withLock { $0.waiters -= 1 } }
+        stopLingering()
         let deadline = ContinuousClock.now + limit
         while progress.withLock({ $0.posted < target }), ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(1))
@@ -97,7 +100,7 @@ final class SettlementQueue: Service, Sendable {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await _ in self.journalWakeUp {
-                        await self.linger()
+                        await self.linger(self.journalLinger)
                         await self.journalSubmitted()
                     }
                     // Shutting down: journal the stragglers, then let the post loop finish.
@@ -106,7 +109,7 @@ final class SettlementQueue: Service, Sendable {
                 }
                 group.addTask {
                     for await _ in self.postWakeUp {
-                        await self.linger()
+                        await self.linger(self.postLinger)
                         guard await self.drain() else { return }
                     }
                     // Shutting down: post what is left, within the flush limit.
@@ -115,6 +118,7 @@ final class SettlementQueue: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.shutdownDeadline.withLock { $0 = .now + Self.shutdownFlushLimit }
+            self.stopLingering()
             self.journalWake.finish()
         }
     }
@@ -123,11 +127,15 @@ final class SettlementQueue: Service, Sendable {
     /// commit cover several settlements instead of one each (measured: at one connection, every
     /// request paid for a second commit and a journal fsync). Nobody waits for it: the client already
     /// has its response, and the hold stays reserved until the post lands.
-    private func linger() async {
-        let until = ContinuousClock.now + Self.linger
-        while ContinuousClock.now < until, shutdownDeadline.withLock({ $0 == nil }), progress.withLock({ $0.waiters == 0 }) {
-            try? await Task.sleep(for: .milliseconds(1))
-        }
+    private func linger(_ sleep: WakeableSleep) async {
+        guard shutdownDeadline.withLock({ $0 == nil }), progress.withLock({ $0.waiters == 0 }) else { return }
+        await sleep.sleep(for: Self.linger)
+    }
+
+    /// Ends both loops' lingering (a request waits for posting, or shutdown began).
+    private func stopLingering() {
+        journalLinger.wake()
+        postLinger.wake()
     }
 
     static let linger: Duration = .milliseconds(5)
