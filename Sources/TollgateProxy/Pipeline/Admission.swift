@@ -36,14 +36,38 @@ final class PostgresAdmissionGate: AdmissionGate {
     }
     private let state = Locked(State())
 
-    init(database: Database, store: AdmissionStore, maxConcurrentBatches: Int = 2, maxBatch: Int = 128) {
+    /// This replica's settlements still being posted, and how long a refusal they could relax
+    /// waits for them (nil: no second try).
+    let pendingSettlements: SettlementQueue?
+    let pendingSettlementWait: Duration
+
+    init(database: Database, store: AdmissionStore, pendingSettlements: SettlementQueue? = nil,
+         pendingSettlementWait: Duration = .seconds(1), maxConcurrentBatches: Int = 2, maxBatch: Int = 128) {
         self.database = database
         self.store = store
+        self.pendingSettlements = pendingSettlements
+        self.pendingSettlementWait = pendingSettlementWait
         self.maxConcurrentBatches = max(1, maxConcurrentBatches)
         self.maxBatch = max(1, maxBatch)
     }
 
+    /// A refusal that a settlement still on its way could relax gets one more try: a client that
+    /// waits for each response before sending the next must not be refused because its previous
+    /// request's slot, unused tokens or hold have not come back yet. The second try waits for this
+    /// replica's pending settlements to post, or, with none pending, a short grace (another
+    /// replica's may be committing).
     func admit(_ request: ReservationRequest) async throws -> ReservationOutcome {
+        let outcome = try await admitOnce(request)
+        guard outcome.mayBeRelievedBySettlement, let pending = pendingSettlements else { return outcome }
+        if pending.hasUnposted {
+            await pending.waitUntilPosted(limit: pendingSettlementWait)
+        } else {
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        return try await admitOnce(request)
+    }
+
+    private func admitOnce(_ request: ReservationRequest) async throws -> ReservationOutcome {
         let alone = state.withLock { s -> Bool in
             guard s.waiting.isEmpty, s.inFlight < maxConcurrentBatches else { return false }
             s.inFlight += 1

@@ -83,19 +83,7 @@ struct ProxyPipeline: Sendable {
                 ttlSeconds: configuration.holdTTLSeconds, endpoint: route.family.rawValue, model: plan.model,
                 metadataJSON: metadata.json, traceparent: metadata.traceparent)
             let reserveStart = ContinuousClock.now
-            var outcome = try await reserve(reservation, started: started)
-            if outcome.mayBeRelievedBySettlement {
-                // The previous request of a sequential client may still be settling: its slot,
-                // unused tokens and hold come back when its settlement posts. Wait for this
-                // replica's pending settlements (or, with none pending, a short grace: another
-                // replica's may be committing) and try once more.
-                if settlements.hasUnposted {
-                    await settlements.waitUntilPosted(limit: configuration.pendingSettlementWait)
-                } else {
-                    try? await Task.sleep(for: .milliseconds(25))
-                }
-                outcome = try await reserve(reservation, started: started)
-            }
+            let outcome = try await reserve(reservation, started: started)
             ProxyMetrics.reservation(ContinuousClock.now - reserveStart)
             if let refusal = outcome.refusal(currency: key.currency) { throw refusal }
             let limits = RateLimitHeaders(key: key, outcome: outcome)
