@@ -38,13 +38,13 @@ do {
     let registry = PrometheusCollectorRegistry()
     MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
     let client = PostgresClient(configuration: databaseConfiguration, backgroundLogger: logger)
-    let httpClient = ProxyDependencies.makeHTTPClient(configuration)
+    let upstream = ProxyDependencies.makeUpstreamClients(configuration)
     let app = try buildProxyApplication(
         configuration: configuration,
-        dependencies: ProxyDependencies(client: client, keyring: keyring, hasher: hasher, httpClient: httpClient, metrics: registry),
+        dependencies: ProxyDependencies(client: client, keyring: keyring, hasher: hasher, upstream: upstream, metrics: registry),
         logger: logger)
     try await app.runService()
-    try await httpClient.shutdown()
+    try await upstream.shutdown()
 } catch {
     logger.critical("tollgate-proxy cannot start: \(error)")
     exit(1)

@@ -15,18 +15,18 @@ public struct ProxyDependencies: Sendable {
     public var client: PostgresClient
     public var keyring: MasterKeyring
     public var hasher: SecretHasher
-    public var httpClient: UpstreamClients
+    public var upstream: UpstreamClients
     public var metrics: PrometheusCollectorRegistry?
 
-    public init(client: PostgresClient, keyring: MasterKeyring, hasher: SecretHasher, httpClient: UpstreamClients,
+    public init(client: PostgresClient, keyring: MasterKeyring, hasher: SecretHasher, upstream: UpstreamClients,
                 metrics: PrometheusCollectorRegistry? = nil) {
-        self.client = client; self.keyring = keyring; self.hasher = hasher; self.httpClient = httpClient; self.metrics = metrics
+        self.client = client; self.keyring = keyring; self.hasher = hasher; self.upstream = upstream; self.metrics = metrics
     }
 
     /// The HTTP clients the proxy forwards with (one per event loop): pooled, no redirects, bounded
     /// connect and read times. The read timeout is only a backstop: the forwarder enforces the
     /// first-byte timeout until the response head arrives and the idle timeout between body chunks.
-    public static func makeHTTPClient(_ configuration: ProxyConfiguration) -> UpstreamClients {
+    public static func makeUpstreamClients(_ configuration: ProxyConfiguration) -> UpstreamClients {
         var http = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
             timeout: .init(connect: .nanoseconds(configuration.connectTimeout.nanoseconds),
@@ -68,7 +68,7 @@ public func buildProxyApplication(
         admission: PostgresAdmissionGate(database: database, store: AdmissionStore(logger: logger), pendingSettlements: settlements,
                                          pendingSettlementWait: configuration.pendingSettlementWait),
         vault: vault,
-        forwarder: Forwarder(clients: dependencies.httpClient, maxAttempts: configuration.maxAttempts,
+        forwarder: Forwarder(clients: dependencies.upstream, maxAttempts: configuration.maxAttempts,
                              totalTimeout: configuration.totalTimeout, firstByteTimeout: configuration.firstByteTimeout,
                              idleTimeout: configuration.idleChunkTimeout, logger: logger),
         settlements: settlements,

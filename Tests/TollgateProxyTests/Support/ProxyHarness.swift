@@ -76,10 +76,10 @@ struct ProxyHarness: Sendable {
                 configuration.journalDirectory = journalRoot + "/\(index)"
                 configuration.proxyID = "test-\(index)-\(UUID().uuidString.prefix(8))"
                 configure(&configuration)
-                let http = ProxyDependencies.makeHTTPClient(configuration)
+                let http = ProxyDependencies.makeUpstreamClients(configuration)
                 apps.append(try buildProxyApplication(
                     configuration: configuration,
-                    dependencies: ProxyDependencies(client: postgres, keyring: proxyKeyring, hasher: proxyHasher, httpClient: http,
+                    dependencies: ProxyDependencies(client: postgres, keyring: proxyKeyring, hasher: proxyHasher, upstream: http,
                                                     metrics: TestMetrics.registry),
                     logger: logger))
                 https.append(http)
