@@ -18,7 +18,11 @@ import TollgateStorage
 // between pools is a thread wake-up (measured: about half the proxy's CPU per request at low load).
 // Must run first, on the main thread. TOLLGATE_CONCURRENCY_ON_EVENT_LOOPS=false turns it off.
 // TOLLGATE_EVENT_LOOPS sets how many event-loop threads serve everything (default: one per core).
-if let loops = ProcessInfo.processInfo.environment["TOLLGATE_EVENT_LOOPS"].flatMap(Int.init), loops > 0 {
+if let text = ProcessInfo.processInfo.environment["TOLLGATE_EVENT_LOOPS"] {
+    guard let loops = Int(text), (1...1024).contains(loops) else {
+        FileHandle.standardError.write(Data("tollgate-proxy cannot start: TOLLGATE_EVENT_LOOPS must be a whole number from 1 to 1024, got \"\(text)\"\n".utf8))
+        exit(1)
+    }
     NIOSingletons.groupLoopCountSuggestion = loops
 }
 if ProcessInfo.processInfo.environment["TOLLGATE_CONCURRENCY_ON_EVENT_LOOPS"] != "false" {

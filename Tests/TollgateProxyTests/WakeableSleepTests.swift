@@ -38,7 +38,8 @@ struct WakeableSleepTests {
     @Test func aStaleTimerDoesNotEndALaterSleep() async {
         let sleep = WakeableSleep()
         let first = Task { await sleep.sleep(for: .milliseconds(100)) }
-        try? await Task.sleep(for: .milliseconds(10))
+        // Wake it only once it sleeps, so its timer is really pending (not the early-wake path).
+        while !sleep.isAsleep { try? await Task.sleep(for: .milliseconds(1)) }
         sleep.wake()
         await first.value
         let started = ContinuousClock.now

@@ -38,6 +38,9 @@ final class WakeableSleep: Sendable {
         }
     }
 
+    /// Whether a sleep is under way (for tests).
+    var isAsleep: Bool { state.withLock { $0.sleeper != nil } }
+
     /// Ends the current sleep now, or the next one as soon as it starts.
     func wake() {
         let sleeper = state.withLock { s -> CheckedContinuation<Void, Never>? in
