@@ -277,13 +277,23 @@ if want stream; then
   for p in "${paths[@]}"; do
     IFS=: read -r label port key <<<"$p"
     log "stream / $label: 1 connection, ${duration}s"
-    before=""; [ "$label" = tollgate ] && before=$(ledger_snapshot)
+    before=""
+    if [ "$label" = tollgate ]; then
+      before=$(ledger_snapshot)
+      curl -fsS "http://127.0.0.1:$port/metrics" > "$work/out/stream.metrics-before.txt" 2>/dev/null || true
+    fi
+    perf_pid=""
+    if [ "$label" = tollgate ] && [ "${BENCH_PERF:-}" = stream ]; then
+      perf record -F 499 -g -p "$(proxy_pids)" -o "$here/results/perf-stream.data" >/dev/null 2>&1 & perf_pid=$!
+    fi
     python3 "$here/measure.py" run --pids "$(sut_pids "$label")" \
       --out "$work/out/stream.$label.json" --result "$work/out/stream.$label.raw.json" \
       --meta scenario=stream --meta "path=$label" --meta connections=1 -- \
       sh -c "${load_pin[*]} python3 '$here/stream_client.py' --port $port --key '$key' --body '$work/stream.json' \
              --duration $duration > '$work/out/stream.$label.raw.json'"
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true; fi
     if [ "$label" = tollgate ]; then
+      curl -fsS "http://127.0.0.1:$port/metrics" > "$work/out/stream.metrics.txt" 2>/dev/null || true
       cp "$work/out/stream.tollgate.raw.json" "$work/out/stream.tollgate.wrk.json"
       ledger_check stream "$before" mistral-small-latest 1
     fi

@@ -153,11 +153,12 @@ struct Forwarder: Sendable {
     }
 }
 
-/// Mistral's response body with an idle timer between chunks: each `next()` races the HTTP
-/// client's against `idleTimeout` (`withDeadline`). When the timer wins, the pending read is cancelled (which makes
-/// the HTTP client close the upstream connection) and `next()` throws a 504 `ProxyError`; the
-/// relay then ends the client's stream and settles the conservative estimate. Only time spent
-/// waiting for Mistral counts, never time spent waiting for a slow client to take a chunk.
+/// Mistral's response body. Streams (`idleTimeout` set) are read through a `StreamPump`: read
+/// ahead in one task, handed over as everything received so far, and cut when Mistral sends
+/// nothing for `idleTimeout` (`next()` then throws a 504 `ProxyError`, the pending read is
+/// cancelled, which makes the HTTP client close the upstream connection, and the relay settles the
+/// conservative estimate). Only time spent waiting for Mistral counts, never time spent waiting
+/// for a slow client to take a chunk. Other bodies are read as the HTTP client yields them.
 struct UpstreamBody: AsyncSequence, Sendable {
     typealias Element = ByteBuffer
 
@@ -166,51 +167,44 @@ struct UpstreamBody: AsyncSequence, Sendable {
     let idleTimeout: Duration?
 
     func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(base: base.makeAsyncIterator(), idleTimeout: idleTimeout)
+        AsyncIterator(base: base, idleTimeout: idleTimeout)
     }
 
     struct AsyncIterator: AsyncIteratorProtocol {
-        /// nil once the body ended, failed or stalled.
-        private var box: IteratorBox?
-        private let idleTimeout: Duration?
+        private var direct: HTTPClientResponse.Body.AsyncIterator?
+        private let pump: PumpOwner?
+        private var done = false
 
-        init(base: HTTPClientResponse.Body.AsyncIterator, idleTimeout: Duration?) {
-            self.box = IteratorBox(base)
-            self.idleTimeout = idleTimeout
-        }
-
-        mutating func next() async throws -> ByteBuffer? {
-            guard let box else { return nil }
-            do {
-                let chunk: ByteBuffer?
-                if let idleTimeout {
-                    chunk = try await Self.race(box, against: idleTimeout)
-                } else {
-                    chunk = try await box.iterator.next()
-                }
-                if chunk == nil { self.box = nil }
-                return chunk
-            } catch {
-                self.box = nil
-                throw error
+        init(base: HTTPClientResponse.Body, idleTimeout: Duration?) {
+            if let idleTimeout {
+                pump = PumpOwner(StreamPump(base: base, idleTimeout: idleTimeout,
+                                            stalledError: UpstreamStalled.error(after: idleTimeout)))
+                direct = nil
+            } else {
+                pump = nil
+                direct = base.makeAsyncIterator()
             }
         }
 
-        private static func race(_ box: IteratorBox, against limit: Duration) async throws -> ByteBuffer? {
+        mutating func next() async throws -> ByteBuffer? {
+            guard !done else { return nil }
             do {
-                return try await withDeadline(limit) { try await box.iterator.next() }
-            } catch is DeadlineExceeded {
-                throw UpstreamStalled.error(after: limit)
+                let chunk = if let pump { try await pump.pump.next() } else { try await direct?.next() }
+                if chunk == nil { done = true }
+                return chunk
+            } catch {
+                done = true
+                throw error
             }
         }
     }
 
-    /// The HTTP client's iterator, handed to one task per `next()`. Never used by two tasks at
-    /// once: a `next()` returns a chunk only after its reading task is done with the iterator, and
-    /// after a stall or an error the box is dropped, left to the cancelled reader alone.
-    private final class IteratorBox: @unchecked Sendable {
-        var iterator: HTTPClientResponse.Body.AsyncIterator
-        init(_ iterator: HTTPClientResponse.Body.AsyncIterator) { self.iterator = iterator }
+    /// Stops the pump's reader when the relay lets go of the body (a client that went away),
+    /// which cancels the upstream request, as dropping the HTTP client's body does.
+    private final class PumpOwner: Sendable {
+        let pump: StreamPump<HTTPClientResponse.Body>
+        init(_ pump: StreamPump<HTTPClientResponse.Body>) { self.pump = pump }
+        deinit { pump.close() }
     }
 }
 
