@@ -23,7 +23,7 @@ struct ProxyPipeline: Sendable {
 
     /// `loop`: the event loop of the caller's connection; the upstream call stays on it.
     func handle(_ request: Request, loop: (any EventLoop)? = nil) async -> Response {
-        let requestID = UUID()
+        let requestID = UUID.random()
         let started = ContinuousClock.now
         ProxyMetrics.requestStarted()
         defer { ProxyMetrics.requestFinished() }
