@@ -1,6 +1,8 @@
 -- wrk script shared by every scenario of deploy/bench/run.sh.
 -- Environment: BENCH_PATH (request path), BENCH_BODY (file with the JSON body), BENCH_KEY (bearer),
---              BENCH_OUT (file the JSON summary is written to in done()).
+--              BENCH_OUT (file the JSON summary is written to in done()),
+--              BENCH_KEYS_FILE (optional: one bearer per line, used in turn, one per request, so
+--              each request authenticates with a key the proxy has not seen yet).
 local path = os.getenv("BENCH_PATH") or "/v1/chat/completions"
 local body_file = os.getenv("BENCH_BODY")
 local key = os.getenv("BENCH_KEY") or "sk-none"
@@ -19,12 +21,28 @@ wrk.body = body
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. key
 
+local keys_file = os.getenv("BENCH_KEYS_FILE")
+local keys = nil
+local next_key = 1
+if keys_file then
+  keys = {}
+  for line in io.lines(keys_file) do
+    if #line > 0 then keys[#keys + 1] = line end
+  end
+  assert(#keys > 0, "BENCH_KEYS_FILE " .. keys_file .. " has no keys")
+end
+
 local req
 function init(args)
   req = wrk.format()
 end
 
 function request()
+  if keys then
+    local k = keys[next_key]
+    next_key = next_key % #keys + 1
+    return wrk.format(nil, nil, {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. k}, body)
+  end
   return req
 end
 

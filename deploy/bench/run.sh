@@ -211,6 +211,7 @@ run_wrk() {
   local threads=$(( conns < 2 ? 1 : 2 ))
   log "$name / $label: $conns connection(s), ${duration}s"
   local env=(BENCH_PATH=$urlpath BENCH_KEY=$key BENCH_BODY=$work/$body.json)
+  [ -n "${keys_file:-}" ] && env+=(BENCH_KEYS_FILE=$keys_file)
   if [ "$warmup" != 0 ]; then
     env "${env[@]}" BENCH_OUT=/dev/null "${load_pin[@]}" wrk -t"$threads" -c"$conns" -d"${warmup}s" --timeout 10s \
       -s "$here/bench.lua" "http://127.0.0.1:$port" >/dev/null
@@ -255,7 +256,7 @@ ledger_args=(--psql "$pg_cmd" --mock "http://127.0.0.1:$mock_port" --key "$vkey_
 ledger_snapshot() { python3 "$here/measure.py" snapshot "${ledger_args[@]}"; }
 ledger_check() {  # NAME BEFORE MODEL CONNS
   python3 "$here/measure.py" ledger "${ledger_args[@]}" --name "$1" --before "$2" --model "$3" --conns "$4" \
-    --out "$work/out/$1.ledger.json" --wrk "$work/out/$1.tollgate.wrk.json"
+    --out "$work/out/$1.ledger.json" --wrk "$work/out/$1.tollgate.wrk.json" ${several_keys:+--many-keys}
 }
 
 sample_idle
@@ -301,28 +302,38 @@ if want stream; then
 fi
 
 if want keys; then
-  hash_hex=$(psql_ -c "SELECT encode(key_hash,'hex') FROM virtual_key_secrets WHERE key_id = '$vkey_id'")
-  have=$(psql_ -c "SELECT count(*) FROM virtual_key_secrets")
+  # Key lookup cost against the size of the key table. Every bulk key has a known secret
+  # (deploy/bench/keys.py), so the load generator can send each request with a key the proxy has
+  # not seen: a cold run pays one real lookup per request. Cold runs alternate with hot runs (the
+  # bench key, cached), and the check compares cold/hot at each size: the machine's drift between
+  # the two sizes cancels out, the lookup's growth does not.
+  seed=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  probes=${BENCH_KEY_PROBES:-12000}   # fresh keys per cold run; more than a run can use at c1
+  psql_ -c "CREATE UNLOGGED TABLE bench_keys_stage (id uuid, key_hash bytea, display_prefix text, name text)"
+  have=0
   for n in $key_counts; do
-    add=$(( n - have ))
-    if [ "$add" -gt 0 ]; then
-      log "keys: inserting $add keys (total $n) with random hashes"
+    if [ "$n" -gt "$have" ]; then
+      log "keys: inserting $(( n - have )) keys with known secrets (total $n)"
       t0=$(date +%s.%N)
+      python3 "$here/keys.py" rows --from $(( have + 1 )) --to "$n" --seed "$seed" \
+        | psql_ -c "\copy bench_keys_stage FROM STDIN (FORMAT csv)"
       # Triggers off for the bulk load: a million change notifications would only measure LISTEN.
       psql_ <<SQL
 SET session_replication_role = replica;
-WITH k AS (
-  INSERT INTO virtual_keys (id, tenant_id, name, display_prefix)
-  SELECT gen_random_uuid(), '$tenant', 'bulk-' || g, 'tg_live_' || lpad(to_hex(g), 4, '0')
-  FROM generate_series($have + 1, $n) g
-  RETURNING id, display_prefix)
-INSERT INTO virtual_key_secrets (key_hash, key_id, tenant_id, display_prefix)
-SELECT sha256(uuid_send(gen_random_uuid())), id, '$tenant', display_prefix FROM k;
+INSERT INTO virtual_keys (id, tenant_id, name, display_prefix) SELECT id, '$tenant', name, display_prefix FROM bench_keys_stage;
+INSERT INTO virtual_key_secrets (key_hash, key_id, tenant_id, display_prefix) SELECT key_hash, id, '$tenant', display_prefix FROM bench_keys_stage;
+TRUNCATE bench_keys_stage;
 SQL
       psql_ -c "VACUUM ANALYZE virtual_keys" -c "VACUUM ANALYZE virtual_key_secrets"
       log "keys: inserted in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
       have=$n
     fi
+    # Two disjoint sets of fresh keys, one per cold run, drawn from the whole table.
+    per_run=$(( probes < n / 2 ? probes : n / 2 ))
+    python3 "$here/keys.py" sample --upto "$n" --count $(( 2 * per_run )) --seed "$seed" > "$work/probes$n.txt"
+    head -n "$per_run" "$work/probes$n.txt" > "$work/probes$n.a.txt"
+    tail -n +$(( per_run + 1 )) "$work/probes$n.txt" > "$work/probes$n.b.txt"
+    hash_hex=$(psql_ -c "SELECT encode(key_hash,'hex') FROM virtual_key_secrets ORDER BY key_hash OFFSET $(( n / 2 )) LIMIT 1")
     # Database-side cost of one uncached lookup (the proxy's exact query), median of 200 runs.
     psql_ > "$work/out/keys$n.lookup.txt" <<SQL
 PREPARE lk(bytea) AS SELECT k.id, t.wrapped_data_key FROM virtual_key_secrets s
@@ -333,11 +344,15 @@ $(for _ in $(seq 1 20); do echo "EXPLAIN (ANALYZE, TIMING OFF) EXECUTE lk('\\x$h
 \o
 $(for _ in $(seq 1 200); do echo "EXPLAIN (ANALYZE, SUMMARY ON, TIMING OFF) EXECUTE lk('\\x$hash_hex');"; done)
 SQL
-    # Restart the proxy so its key cache starts cold against the bigger table.
+    # A fresh proxy: nothing cached from the smaller table.
     kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
     proxy_pid=$(start_proxy "$proxy_port" bench-1); pids+=($proxy_pid); active_proxy_pids=$proxy_pid
     wait_http "http://127.0.0.1:$proxy_port/healthz"
-    run_wrk "keys$n" tollgate "$proxy_port" "$vkey" chat 1
+    for round in a b; do
+      run_wrk "keys${n}hot$round" tollgate "$proxy_port" "$vkey" chat 1
+      # No warm-up here: it would use up (and cache) the run's fresh keys; the hot run warmed up.
+      keys_file=$work/probes$n.$round.txt warmup=0 several_keys=1 run_wrk "keys${n}cold$round" tollgate "$proxy_port" "$vkey" chat 1
+    done
   done
 fi
 
