@@ -37,17 +37,8 @@ public struct KeyDirectory: Sendable {
 
     /// The key whose secret hashes to `hash`, if that secret is current or within its rotation grace.
     public func resolve(hash: [UInt8], on db: PostgresConnection) async throws -> ResolvedKey? {
-        let rows = try await db.query("""
-            SELECT k.id, k.tenant_id, k.name, k.status, (k.expires_at IS NOT NULL AND k.expires_at <= now()),
-                   t.status, t.currency, k.allowed_models, k.allowed_endpoints, k.credential_ids, k.default_max_tokens,
-                   k.rpm_limit, k.tpm_limit, k.max_concurrent, t.wrapped_data_key, s.valid_until
-            FROM virtual_key_secrets s
-            JOIN virtual_keys k ON k.id = s.key_id
-            JOIN tenants t ON t.id = k.tenant_id
-            WHERE s.key_hash = \(Data(hash)) AND (s.valid_until IS NULL OR s.valid_until > now())
-            """, logger: logger)
-        for try await row in rows.decode((UUID, UUID, String, String, Bool, String, String, [String], [String], [UUID], Int?,
-                                          Int?, Int?, Int?, Data, Date?).self) {
+        let rows = try await db.execute(KeyLookup(hash: Data(hash)), logger: logger)
+        for try await row in rows {
             let (id, tenant, name, status, expired, tenantStatus, currency, models, endpoints, credentials, maxTokens,
                  rpm, tpm, concurrent, wrapped, validUntil) = row
             return ResolvedKey(
@@ -105,4 +96,32 @@ public struct KeyDirectory: Sendable {
         }
         return nil
     }
+}
+
+/// The lookup of a key by its secret's hash, prepared once per connection: planning this join took
+/// about 0.1 ms on a warm connection against 0.015 ms to run it (EXPLAIN ANALYZE), and every first
+/// request of a key pays it.
+struct KeyLookup: PostgresPreparedStatement {
+    static let name = "tollgate_key_lookup_v1"
+    static let sql = """
+        SELECT k.id, k.tenant_id, k.name, k.status, (k.expires_at IS NOT NULL AND k.expires_at <= now()),
+               t.status, t.currency, k.allowed_models, k.allowed_endpoints, k.credential_ids, k.default_max_tokens,
+               k.rpm_limit, k.tpm_limit, k.max_concurrent, t.wrapped_data_key, s.valid_until
+        FROM virtual_key_secrets s
+        JOIN virtual_keys k ON k.id = s.key_id
+        JOIN tenants t ON t.id = k.tenant_id
+        WHERE s.key_hash = $1 AND (s.valid_until IS NULL OR s.valid_until > now())
+        """
+    typealias Row = (UUID, UUID, String, String, Bool, String, String, [String], [String], [UUID], Int?,
+                     Int?, Int?, Int?, Data, Date?)
+
+    var hash: Data
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings()
+        try bindings.append(hash)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
