@@ -190,12 +190,8 @@ final class SettlementQueue: Service, Sendable {
             do {
                 let results = try await withDeadline(.seconds(5)) { [database, store] in
                     // Answers after its commit: counted as posted (which frees waiting
-                    // admissions) only once visible. A lone settlement takes the single-row
-                    // function: the set-based one costs more for one row (pgbench, idle database:
-                    // 0.39-0.42 ms against 0.65 ms a call), and at low load most batches are one.
-                    try await database.read { db in
-                        batch.count == 1 ? [try await store.settle(batch[0], on: db)] : try await store.settle(batch: batch, on: db)
-                    }
+                    // admissions) only once visible.
+                    try await database.read { db in try await store.settle(batch: batch, on: db) }
                 }
                 for (settlement, result) in zip(batch, results) where result.overshoot.nanos > 0 {
                     overshoot.increment(by: Int64(result.overshoot.nanos))
