@@ -42,8 +42,12 @@ public struct SettlementStore: Sendable {
     /// Posts one settlement and commits before answering (`tollgate_post_settlement`); must not
     /// run inside an explicit transaction.
     public func settle(_ s: Settlement, on db: PostgresConnection) async throws -> SettlementResult {
-        let rows = try await db.execute(PostOne(settlement: s), logger: logger)
-        for try await (settled, overshoot) in rows {
+        let rows = try await db.query("""
+            CALL tollgate_post_settlement(\(s.requestID), \(s.costNanos), \(s.promptTokens)::integer,
+                \(s.completionTokens)::integer, \(s.cachedTokens)::integer, \(s.pages)::integer, \(s.statusCode)::integer,
+                \(s.estimated), \(s.credentialID), \(s.upstreamLatencyMs)::integer, \(s.totalLatencyMs)::integer)
+            """, logger: logger)
+        for try await (settled, overshoot) in rows.decode((Bool, Int64).self) {
             return SettlementResult(settled: settled, overshoot: Money(nanos: overshoot))
         }
         return SettlementResult(settled: false, overshoot: .zero)
@@ -54,8 +58,13 @@ public struct SettlementStore: Sendable {
     /// after the commit (`tollgate_post_settlements`). Returns the results in the order given.
     public func settle(batch: [Settlement], on db: PostgresConnection) async throws -> [SettlementResult] {
         guard batch.count > 1 else { return try await batch.asyncMap { try await settle($0, on: db) } }
-        let rows = try await db.execute(PostBatch(batch: batch), logger: logger)
-        for try await (settled, overshoot) in rows {
+        let rows = try await db.query("""
+            CALL tollgate_post_settlements(\(batch.map(\.requestID)), \(batch.map(\.costNanos)), \(batch.map { Int32(clamping: $0.promptTokens) }),
+                \(batch.map { Int32(clamping: $0.completionTokens) }), \(batch.map { Int32(clamping: $0.cachedTokens) }), \(batch.map { Int32(clamping: $0.pages) }),
+                \(batch.map { Int32(clamping: $0.statusCode) }), \(batch.map(\.estimated)), \(batch.map { $0.credentialID?.uuidString ?? "" }),
+                \(batch.map { Int32(clamping: $0.upstreamLatencyMs ?? -1) }), \(batch.map { Int32(clamping: $0.totalLatencyMs ?? -1) }))
+            """, logger: logger)
+        for try await (settled, overshoot) in rows.decode(([Bool], [Int64]).self) {
             guard settled.count == batch.count, overshoot.count == batch.count else { break }
             return zip(settled, overshoot).map { SettlementResult(settled: $0, overshoot: Money(nanos: $1)) }
         }
@@ -68,56 +77,6 @@ public struct SettlementStore: Sendable {
         for try await count in rows.decode(Int.self) { return count }
         return 0
     }
-}
-
-// The settlement calls, prepared once per connection, for the same reasons as admission's
-// (AdmitOne): less work per call, and fixed parameter types.
-
-struct PostOne: PostgresPreparedStatement {
-    static let name = "tollgate_post_settlement_v1"
-    static let sql = """
-        CALL tollgate_post_settlement($1, $2, $3::integer, $4::integer, $5::integer, $6::integer, $7::integer, $8, $9,
-                                      $10::integer, $11::integer)
-        """
-    static let bindingDataTypes: [PostgresDataType] = [.uuid, .int8, .int8, .int8, .int8, .int8, .int8, .bool, .uuid, .int8, .int8]
-    typealias Row = (Bool, Int64)
-
-    let settlement: Settlement
-
-    func makeBindings() throws -> PostgresBindings {
-        let s = settlement
-        var b = PostgresBindings()
-        b.append(s.requestID); b.append(s.costNanos); b.append(Int64(s.promptTokens)); b.append(Int64(s.completionTokens))
-        b.append(Int64(s.cachedTokens)); b.append(Int64(s.pages)); b.append(Int64(s.statusCode)); b.append(s.estimated)
-        b.append(s.credentialID); b.append(s.upstreamLatencyMs.map(Int64.init)); b.append(s.totalLatencyMs.map(Int64.init))
-        return b
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
-}
-
-/// '' stands for a null credential id, -1 for a null latency.
-struct PostBatch: PostgresPreparedStatement {
-    static let name = "tollgate_post_settlements_v1"
-    static let sql = "CALL tollgate_post_settlements($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    static let bindingDataTypes: [PostgresDataType] = [.uuidArray, .int8Array, .int4Array, .int4Array, .int4Array, .int4Array,
-                                                       .int4Array, .boolArray, .textArray, .int4Array, .int4Array]
-    typealias Row = ([Bool], [Int64])
-
-    let batch: [Settlement]
-
-    func makeBindings() throws -> PostgresBindings {
-        var b = PostgresBindings()
-        b.append(batch.map(\.requestID)); b.append(batch.map(\.costNanos))
-        b.append(batch.map { Int32(clamping: $0.promptTokens) }); b.append(batch.map { Int32(clamping: $0.completionTokens) })
-        b.append(batch.map { Int32(clamping: $0.cachedTokens) }); b.append(batch.map { Int32(clamping: $0.pages) })
-        b.append(batch.map { Int32(clamping: $0.statusCode) }); b.append(batch.map(\.estimated))
-        b.append(batch.map { $0.credentialID?.uuidString ?? "" })
-        b.append(batch.map { Int32(clamping: $0.upstreamLatencyMs ?? -1) }); b.append(batch.map { Int32(clamping: $0.totalLatencyMs ?? -1) })
-        return b
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
 extension Array {
