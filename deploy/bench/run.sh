@@ -20,6 +20,7 @@
 #   BENCH_PG_OPTS=       extra postgres options, e.g. "-c synchronous_commit=off" (diagnosis only; not the published setup)
 #   BENCH_KEEP=0          1: leave the work directory (logs, Postgres data) behind
 #   BENCH_PG_STATS=0      1: pg_stat_statements on; top statements of each Tollgate run into results/pgstat-NAME.txt
+#   BENCH_CHUNK_DELAY_MS=0  the mock's pause between stream events (Mistral paces tokens; 0 sends a stream at once)
 #   BENCH_PERF=           a scenario name (e.g. chat32): perf-record the proxy during it into results/perf-NAME.data
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -97,7 +98,7 @@ admin_token=$("$bin/tollgate" bootstrap --name bench | grep -o "tg_admin_[A-Za-z
 # ---------------------------------------------------------------- mock + nginx
 mock_key=sk-mock-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 log "mock 127.0.0.1:$mock_port (latency 0, request log off)"
-"$bin/tollgate-mock-mistral" --port "$mock_port" --accept-key "$mock_key" --latency-ms 0 --chunk-delay-ms 0 \
+"$bin/tollgate-mock-mistral" --port "$mock_port" --accept-key "$mock_key" --latency-ms 0 --chunk-delay-ms "${BENCH_CHUNK_DELAY_MS:-0}" \
   --log-capacity 0 --quiet > "$work/mock.log" 2>&1 & pids+=($!); mock_pid=$!
 
 mkdir -p "$work/nginx"; chmod 777 "$work/nginx"
