@@ -41,8 +41,13 @@ final class PostgresAdmissionGate: AdmissionGate {
     let pendingSettlements: SettlementQueue?
     let pendingSettlementWait: Duration
 
+    /// How long a key's refusal, confirmed by a second try, spares its next refusals one.
+    let confirmedRefusalMemory: Duration
+
     init(database: Database, store: AdmissionStore, pendingSettlements: SettlementQueue? = nil,
-         pendingSettlementWait: Duration = .seconds(1), maxConcurrentBatches: Int = 2, maxBatch: Int = 128) {
+         pendingSettlementWait: Duration = .seconds(1), confirmedRefusalMemory: Duration = .seconds(1),
+         maxConcurrentBatches: Int = 2, maxBatch: Int = 128) {
+        self.confirmedRefusalMemory = confirmedRefusalMemory
         self.database = database
         self.store = store
         self.pendingSettlements = pendingSettlements
@@ -56,15 +61,54 @@ final class PostgresAdmissionGate: AdmissionGate {
     /// request's slot, unused tokens or hold have not come back yet. The second try waits for this
     /// replica's pending settlements to post, or, with none pending, a short grace (another
     /// replica's may be committing).
+    ///
+    /// Once a second try has confirmed a key's refusal, that key's refusals skip it for
+    /// `confirmedRefusalMemory` (until the key is admitted again): a client hammering an exhausted
+    /// budget would otherwise cost two reservations and a 25 ms wait per refusal.
     func admit(_ request: ReservationRequest) async throws -> ReservationOutcome {
         let outcome = try await admitOnce(request)
-        guard outcome.mayBeRelievedBySettlement, let pending = pendingSettlements else { return outcome }
+        guard outcome.mayBeRelievedBySettlement, let pending = pendingSettlements else {
+            if case .admitted = outcome { forgetConfirmedRefusal(of: request.keyID) }
+            return outcome
+        }
+        if refusalRecentlyConfirmed(for: request.keyID) { return outcome }
+        secondTryCount.withLock { $0 += 1 }
         if pending.hasUnposted {
             await pending.waitUntilPosted(limit: pendingSettlementWait)
         } else {
             try? await Task.sleep(for: .milliseconds(25))
         }
-        return try await admitOnce(request)
+        let second = try await admitOnce(request)
+        if second.mayBeRelievedBySettlement {
+            rememberConfirmedRefusal(of: request.keyID)
+        } else if case .admitted = second {
+            forgetConfirmedRefusal(of: request.keyID)
+        }
+        return second
+    }
+
+    private let confirmedRefusals = Locked([UUID: ContinuousClock.Instant]())
+    private let secondTryCount = Locked(0)
+    /// Second tries made so far (for tests).
+    var secondTries: Int { secondTryCount.withLock { $0 } }
+
+    private func refusalRecentlyConfirmed(for keyID: UUID) -> Bool {
+        let now = ContinuousClock.now
+        return confirmedRefusals.withLock { ($0[keyID] ?? now) > now }
+    }
+
+    private func rememberConfirmedRefusal(of keyID: UUID) {
+        let now = ContinuousClock.now
+        confirmedRefusals.withLock { refusals in
+            if refusals.count >= 10_000 { refusals = refusals.filter { $0.value > now } }
+            refusals[keyID] = now + confirmedRefusalMemory
+        }
+    }
+
+    private func forgetConfirmedRefusal(of keyID: UUID) {
+        confirmedRefusals.withLock { refusals in
+            if !refusals.isEmpty { refusals[keyID] = nil }
+        }
     }
 
     private func admitOnce(_ request: ReservationRequest) async throws -> ReservationOutcome {
