@@ -33,9 +33,19 @@ final class SettlementQueue: Service, Sendable {
     private let shutdownDeadline = Locked<ContinuousClock.Instant?>(nil)
     private let journalLinger = WakeableSleep()
     private let postLinger = WakeableSleep()
-    /// Settlements submitted and posted since start (posting is in submission order), and how many
-    /// requests wait for posting to catch up (then nothing lingers).
-    private struct Progress { var submitted = 0; var posted = 0; var waiters = 0 }
+    /// Settlements submitted and posted since start (posting is in submission order), and the
+    /// requests waiting for posting to reach their target (while any wait, nothing lingers).
+    private struct Progress {
+        var submitted = 0
+        var posted = 0
+        var waiters: [Int: PostWaiter] = [:]
+        var nextWaiter = 0
+    }
+    private struct PostWaiter {
+        let target: Int
+        let continuation: CheckedContinuation<Void, Never>
+        var timer: Scheduled<Void>?
+    }
     private let progress = Locked(Progress())
     private let backlog = Gauge(label: "tollgate_settlement_backlog")
     private let overshoot = Counter(label: "tollgate_overshoot_nanos_total")
@@ -77,12 +87,58 @@ final class SettlementQueue: Service, Sendable {
     /// unused tokens, an unreleased hold): a client that waits for each response before sending the
     /// next must not be refused because the previous request's settlement is still on its way.
     func waitUntilPosted(limit: Duration) async {
-        let target = progress.withLock { p -> Int in p.waiters += 1; return p.submitted }
-        defer { progress.withLock { $0.waiters -= 1 } }
-        stopLingering()
-        let deadline = ContinuousClock.now + limit
-        while progress.withLock({ $0.posted < target }), ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(1))
+        let (id, target) = progress.withLock { p -> (Int, Int) in
+            p.nextWaiter += 1
+            return (p.nextWaiter, p.submitted)
+        }
+        // Woken by the post that reaches the target, by the time limit or by cancellation, whichever
+        // comes first (no polling).
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiting = progress.withLock { p -> Bool in
+                    guard p.posted < target, !Task.isCancelled else { return false }
+                    p.waiters[id] = PostWaiter(target: target, continuation: continuation)
+                    return true
+                }
+                guard waiting else {
+                    continuation.resume()
+                    return
+                }
+                stopLingering()
+                let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(limit.nanoseconds)) {
+                    self.endWait(id)
+                }
+                let stillWaiting = progress.withLock { p -> Bool in
+                    guard p.waiters[id] != nil else { return false }
+                    p.waiters[id]?.timer = timer
+                    return true
+                }
+                if !stillWaiting { timer.cancel() }
+            }
+        } onCancel: {
+            endWait(id)
+        }
+    }
+
+    /// Resumes waiter `id` if it still waits (its limit passed, or it was cancelled).
+    private func endWait(_ id: Int) {
+        let waiter = progress.withLock { $0.waiters.removeValue(forKey: id) }
+        waiter?.timer?.cancel()
+        waiter?.continuation.resume()
+    }
+
+    /// Counts `count` more settlements as posted and resumes the waiters that were waiting for them.
+    private func markPosted(_ count: Int) {
+        let done = progress.withLock { p -> [PostWaiter] in
+            p.posted += count
+            guard !p.waiters.isEmpty else { return [] }
+            let reached = p.waiters.filter { $0.value.target <= p.posted }
+            for id in reached.keys { p.waiters[id] = nil }
+            return Array(reached.values)
+        }
+        for waiter in done {
+            waiter.timer?.cancel()
+            waiter.continuation.resume()
         }
     }
 
@@ -128,7 +184,7 @@ final class SettlementQueue: Service, Sendable {
     /// request paid for a second commit and a journal fsync). Nobody waits for it: the client already
     /// has its response, and the hold stays reserved until the post lands.
     private func linger(_ sleep: WakeableSleep) async {
-        guard shutdownDeadline.withLock({ $0 == nil }), progress.withLock({ $0.waiters == 0 }) else { return }
+        guard shutdownDeadline.withLock({ $0 == nil }), progress.withLock({ $0.waiters.isEmpty }) else { return }
         await sleep.sleep(for: Self.linger)
     }
 
@@ -198,7 +254,7 @@ final class SettlementQueue: Service, Sendable {
                     logger.warning("actual cost exceeded the hold", metadata: [
                         "request_id": "\(settlement.requestID)", "overshoot_nanos": "\(result.overshoot.nanos)"])
                 }
-                progress.withLock { $0.posted += batch.count }
+                markPosted(batch.count)
                 try? await journal.acknowledge(batch.map(\.requestID))
                 return true
             } catch where Self.isRefusal(error) {
@@ -210,7 +266,7 @@ final class SettlementQueue: Service, Sendable {
                     refused.increment()
                     logger.error("settlement refused by the database; left in the journal", metadata: [
                         "request_id": "\(batch[0].requestID)", "error": "\(String(reflecting: error))"])
-                    progress.withLock { $0.posted += 1 }
+                    markPosted(1)
                     return true
                 }
                 let half = batch.count / 2
