@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Testing
+import PostgresNIO
 import TollgateDomain
 import TollgateStorage
 @testable import TollgateProxy
@@ -157,5 +158,32 @@ struct SettlementWaitTests {
             }
             #expect(rows == [1], "posted means visible")
         }
+    }
+}
+
+@Suite("Settlement queue cancelled while the database is unreachable")
+struct SettlementCancellationTests {
+    /// The post loop retries an unreachable database with backoff; once cancelled it must stop
+    /// (the settlements stay in the journal), not retry in a tight loop.
+    @Test func aCancelledQueueStopsRetrying() async throws {
+        let logger = Logger(label: "cancel-test")
+        // A client that is never run: every lease waits, so every post fails at its deadline.
+        let client = PostgresClient(configuration: .init(host: "127.0.0.1", port: 1, username: "nobody", password: nil,
+                                                          database: "nothing", tls: .disable), backgroundLogger: logger)
+        let directory = NSTemporaryDirectory() + "tollgate-cancel-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let queue = SettlementQueue(database: Database(client: client, logger: logger),
+                                    journal: try SettlementJournal(directory: directory, name: "t"), logger: logger)
+        queue.submit(SettlementWaitTests.settlement())
+        let ended = Locked(false)
+        let running = Task {
+            try? await queue.run()
+            ended.withLock { $0 = true }
+        }
+        try await Task.sleep(for: .milliseconds(300))
+        running.cancel()
+        for _ in 0..<2000 where !ended.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(ended.withLock { $0 }, "the queue stopped once cancelled")
+        #expect(try SettlementJournal(directory: directory, name: "t").unacknowledged().count == 1, "kept for the next start")
     }
 }

@@ -273,6 +273,9 @@ final class SettlementQueue: Service, Sendable {
                 guard await post(Array(batch[..<half])) else { return false }
                 return await post(Array(batch[half...]))
             } catch {
+                // Cancelled (stopped without a graceful shutdown): the batch stays in the journal
+                // for the next start. Retrying would spin, as every wait now ends at once.
+                if Task.isCancelled { return false }
                 logger.warning("settlement deferred: database unreachable", metadata: [
                     "count": "\(batch.count)", "retry_in": "\(delay)"])
                 try? await Task.sleep(for: delay)
