@@ -100,14 +100,14 @@ struct StreamPumpTests {
         let source = Source()
         // Two chunks fill the buffer: the reader then waits for the relay, which takes longer
         // than the idle timeout each time; that wait must not count as upstream silence.
-        let pump = Self.pump(source, idle: .milliseconds(150), highWater: 8)
-        let sent = (0..<6).map { "ev\($0);" }
+        let pump = Self.pump(source, idle: .seconds(1), highWater: 8)
+        let sent = (0..<4).map { "ev\($0);" }
         for text in sent { source.send(text) }
         source.feed.finish()
         var received = ""
         while let chunk = try await pump.next() {
             received += String(buffer: chunk)
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: .milliseconds(1500))
         }
         #expect(received == sent.joined())
         #expect(!source.cancelled)
