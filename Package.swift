@@ -59,6 +59,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(name: "TollgateRuntime", swiftSettings: swiftSettings),
         .target(
             name: "TollgateLogging",
             dependencies: [.product(name: "Logging", package: "swift-log")],
@@ -107,6 +108,7 @@ let package = Package(
             dependencies: [
                 "TollgateAdmin",
                 "TollgateLogging",
+                "TollgateRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -162,6 +164,7 @@ let package = Package(
             dependencies: [
                 "TollgateProxy",
                 "TollgateLogging",
+                "TollgateRuntime",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -194,6 +197,7 @@ let package = Package(
             name: "TollgateTestSupport",
             dependencies: [
                 "TollgateStorage",
+                "TollgateRuntime",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -217,6 +221,7 @@ let package = Package(
             name: "TollgateProxyTests",
             dependencies: [
                 "TollgateProxy",
+                "TollgateRuntime",
                 "TollgateDomain",
                 "TollgateStorage",
                 "TollgateTestSupport",

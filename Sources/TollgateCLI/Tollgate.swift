@@ -163,7 +163,7 @@ struct Bootstrap: AsyncParsableCommand {
                 try await tokens.lockBootstrap(on: connection)
                 if try await tokens.countActivePlatformAdmins(on: connection) > 0, !force { return false }
                 _ = try await tokens.insert(AdminTokenRecord(
-                    id: UUID(), tenantID: nil, role: .platformAdmin, name: name, displayPrefix: token.displayPrefix,
+                    id: UUID.random(), tenantID: nil, role: .platformAdmin, name: name, displayPrefix: token.displayPrefix,
                     expiresAt: nil, createdBy: nil), hash: hasher.hash(token.value), on: connection)
                 try await AuditRepository(logger: db.logger).append(AuditEntry(
                     tenantID: nil, actorTokenID: nil, actorRole: "bootstrap", action: "admin_token.bootstrap",

@@ -1,4 +1,5 @@
 import Foundation
+import TollgateRuntime
 import Logging
 import PostgresNIO
 
@@ -49,7 +50,12 @@ public actor TestPostgres {
         return logger
     }()
 
-    public init() { dedicated = false }
+    public init() {
+        dedicated = false
+        // The suite runs every test at once in one process: about 1,900 descriptors at its peak,
+        // above the common soft limit of 1024.
+        OpenFileLimit.raiseToHardLimit()
+    }
 
     private init(dedicated: Bool) { self.dedicated = dedicated }
 

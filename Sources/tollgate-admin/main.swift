@@ -7,6 +7,7 @@ import Prometheus
 import TollgateAdmin
 import TollgateDomain
 import TollgateLogging
+import TollgateRuntime
 import TollgateStorage
 
 // tollgate-admin: the admin API server. Configuration comes from the environment (README).
@@ -15,6 +16,11 @@ import TollgateStorage
 
 JSONLogHandler.bootstrap(environment: ProcessInfo.processInfo.environment)
 let logger = Logger(label: "tollgate-admin")
+let openFiles = OpenFileLimit.raiseToHardLimit()
+if openFiles.soft < 4096 {
+    // Each client, Postgres and upstream connection holds a descriptor.
+    logger.warning("low open-file limit: connections beyond it will fail", metadata: ["limit": "\(openFiles.soft)"])
+}
 let environment = ProcessInfo.processInfo.environment
 
 do {

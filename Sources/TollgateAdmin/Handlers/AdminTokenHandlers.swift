@@ -42,7 +42,7 @@ extension AdminAPI {
                                              containsSecret: true, on: db) {
                 let secret = SecretToken.generate(.adminToken)
                 let record = try await tokens.insert(AdminTokenRecord(
-                    id: UUID(), tenantID: tenantID, role: role, name: name, displayPrefix: secret.displayPrefix,
+                    id: UUID.random(), tenantID: tenantID, role: role, name: name, displayPrefix: secret.displayPrefix,
                     expiresAt: expiresAt, createdBy: principal.tokenID), hash: hasher.hash(secret.value), on: db)
                 let api = Schemas.AdminToken(record)
                 try await audit.record("admin_token.create", target: "admin_token", id: record.id, tenantID: tenantID, diff: api, on: db)

@@ -20,7 +20,7 @@ extension AdminAPI {
             let tenant = try await existingTenant(input.path.tenantId, on: db)
             return try await idempotency.run(key: input.headers.idempotencyKey, operation: "createCredential",
                                              tenantID: tenant.id, request: fingerprint, containsSecret: false, on: db) {
-                let id = UUID()
+                let id = UUID.random()
                 let cipher = CredentialCipher(dataKey: try keyring.unwrapDataKey(tenant.wrappedDataKey, tenantID: tenant.id),
                                               tenantID: tenant.id)
                 let record = try await credentials.insert(CredentialRecord(

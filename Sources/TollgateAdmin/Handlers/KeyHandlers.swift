@@ -29,7 +29,7 @@ extension AdminAPI {
                                              request: body, containsSecret: true, on: db) {
                 let secret = SecretToken.generate(.virtualKey)
                 let record = try await keys.insert(VirtualKeyRecord(
-                    id: UUID(), tenantID: tenant.id, name: body.name, displayPrefix: secret.displayPrefix,
+                    id: UUID.random(), tenantID: tenant.id, name: body.name, displayPrefix: secret.displayPrefix,
                     expiresAt: body.expiresAt, allowedModels: body.models ?? [],
                     allowedEndpoints: (body.endpoints ?? []).map(\.rawValue), credentialIDs: credentialIDs ?? [],
                     metadataJSON: metadata ?? "{}", budget: budget, limits: limits, defaultMaxTokens: body.defaultMaxTokens),

@@ -13,7 +13,7 @@ extension AdminAPI {
         try validator.throwIfFailed()
         let budget = try body.budget?.domain(field: "budget")
         let limits = try body.limits?.domain(field: "limits") ?? RateLimits()
-        let id = UUID()
+        let id = UUID.random()
         let wrapped = try keyring.wrapDataKey(MasterKeyring.generateDataKey(), tenantID: id)
         let now = self.now()
         let created = try await database.transaction { db in

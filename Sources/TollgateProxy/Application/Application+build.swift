@@ -97,7 +97,7 @@ public func buildProxyApplication(
         request.body = watch.watching(request.body)
         let response = await pipeline.handle(request, loop: context.channelLoop)
         guard watch.timedOut else { return response }
-        return BodyTimeoutWatch.response(requestID: response.headers[.xRequestID] ?? UUID().apiString, limit: bodyTimeout)
+        return BodyTimeoutWatch.response(requestID: response.headers[.xRequestID] ?? UUID.random().apiString, limit: bodyTimeout)
     }
     for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] {
         router.on("/v1/**", method: method, use: handler)

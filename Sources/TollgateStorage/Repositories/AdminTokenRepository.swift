@@ -72,7 +72,7 @@ public struct AdminTokenRepository: Sendable {
         let rows = try await db.query("""
             SELECT \(unescaped: Self.columns) FROM admin_tokens
             WHERE tenant_id IS NOT DISTINCT FROM \(tenantID)
-              AND (\(cursor == nil) OR (created_at, id) > ('epoch'::timestamptz + \(cursor?.createdAtMicros ?? 0) * interval '1 microsecond', \(cursor?.id ?? UUID())))
+              AND (\(cursor == nil) OR (created_at, id) > ('epoch'::timestamptz + \(cursor?.createdAtMicros ?? 0) * interval '1 microsecond', \(cursor?.id ?? UUID.random())))
             ORDER BY created_at, id LIMIT \(limit + 1)
             """, logger: logger)
         return paginate(try await Self.decode(rows), limit: limit, id: \.id)

@@ -56,7 +56,7 @@ public struct CredentialRepository: Sendable {
         let rows = try await db.query("""
             SELECT \(unescaped: Self.columns) FROM credentials
             WHERE tenant_id = \(tenantID)
-              AND (\(cursor == nil) OR (created_at, id) > ('epoch'::timestamptz + \(cursor?.createdAtMicros ?? 0) * interval '1 microsecond', \(cursor?.id ?? UUID())))
+              AND (\(cursor == nil) OR (created_at, id) > ('epoch'::timestamptz + \(cursor?.createdAtMicros ?? 0) * interval '1 microsecond', \(cursor?.id ?? UUID.random())))
             ORDER BY created_at, id LIMIT \(limit + 1)
             """, logger: logger)
         return paginate(try await Self.decode(rows), limit: limit, id: \.id)

@@ -44,7 +44,7 @@ public struct PriceRepository: Sendable {
         let rows = try await db.query("""
             INSERT INTO prices (id, tenant_id, model, currency, input_per_million_nanos, output_per_million_nanos,
                 cached_input_per_million_nanos, per_page_nanos)
-            VALUES (\(UUID()), \(tenantID), \(model), \(currency.rawValue), \(price.inputPerMillion.nanos),
+            VALUES (\(UUID.random()), \(tenantID), \(model), \(currency.rawValue), \(price.inputPerMillion.nanos),
                 \(price.outputPerMillion.nanos), \(price.cachedInputPerMillion.nanos), \(price.perPage?.nanos))
             ON CONFLICT (tenant_id, model, currency) DO UPDATE SET
                 input_per_million_nanos = excluded.input_per_million_nanos,

@@ -61,7 +61,7 @@ public struct TenantRepository: Sendable {
                      on db: PostgresConnection) async throws -> Page<TenantRecord> {
         let rows = try await db.query("""
             SELECT \(unescaped: Self.columns) FROM tenants
-            WHERE (\(cursor == nil) OR (created_at, id) > ('epoch'::timestamptz + \(cursor?.createdAtMicros ?? 0) * interval '1 microsecond', \(cursor?.id ?? UUID())))
+            WHERE (\(cursor == nil) OR (created_at, id) > ('epoch'::timestamptz + \(cursor?.createdAtMicros ?? 0) * interval '1 microsecond', \(cursor?.id ?? UUID.random())))
               AND (\(status?.rawValue)::text IS NULL OR status = \(status?.rawValue))
               AND (\(only)::uuid IS NULL OR id = \(only))
             ORDER BY created_at, id

@@ -100,7 +100,7 @@ public struct VirtualKeyRepository: Sendable {
         let rows = try await db.query("""
             SELECT \(unescaped: Self.columns) FROM virtual_keys k
             WHERE k.tenant_id = \(tenantID)
-              AND (\(cursor == nil) OR (k.created_at, k.id) > ('epoch'::timestamptz + \(cursor?.createdAtMicros ?? 0) * interval '1 microsecond', \(cursor?.id ?? UUID())))
+              AND (\(cursor == nil) OR (k.created_at, k.id) > ('epoch'::timestamptz + \(cursor?.createdAtMicros ?? 0) * interval '1 microsecond', \(cursor?.id ?? UUID.random())))
               AND (\(escapedPrefix)::text IS NULL OR k.name LIKE \(escapedPrefix))
               AND CASE \(status?.rawValue)::text
                     WHEN 'revoked' THEN k.status = 'revoked'

@@ -95,9 +95,12 @@ struct ProxyHarness: Sendable {
                 }
             } catch {
                 for http in https { try? await http.shutdown() }
+                try? FileManager.default.removeItem(atPath: journalRoot)
                 throw error
             }
             for http in https { try await http.shutdown() }
+            // Every replica has stopped, so its journal is settled (or the test failed above).
+            try? FileManager.default.removeItem(atPath: journalRoot)
         }
     }
 

@@ -1,9 +1,9 @@
 import Foundation
 import Testing
-@testable import TollgateProxy
+import TollgateDomain
 
-@Suite("Request ids")
-struct RequestIDTests {
+@Suite("Random UUIDs")
+struct RandomUUIDTests {
     /// Version 4, RFC 4122 variant, as Mistral's and our ledger's ids are; and not repeating.
     @Test func randomIDsAreVersion4AndDistinct() {
         var seen = Set<UUID>()

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Runs the (already built) Swift tests with a watchdog.
+# A whole suite takes well under a minute here, so a run still going after SWIFT_TEST_LIMIT seconds
+# (default 600) has hung. Instead of only killing it, the watchdog prints what is needed to find
+# the cause: the tests that started and never ended, the open descriptors, and every thread's stack
+# (gdb, when installed). Then it kills the test process and fails.
+# Usage: deploy/swift-test.sh [swift test args]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+limit=${SWIFT_TEST_LIMIT:-600}
+log=$(mktemp "${TMPDIR:-/tmp}/tollgate-swift-test.XXXXXX")
+trap 'rm -f "$log"' EXIT
+
+# The suite holds about 1,900 descriptors at its peak (every test runs at once); the test process
+# raises its soft limit too, this covers the tools it starts.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "swift-test: open-file limit $(ulimit -n), watchdog after ${limit} s"
+
+swift test --skip-build --parallel "$@" > >(tee "$log") 2>&1 &
+runner=$!
+
+report() {
+  echo "swift-test: still running after ${limit} s: treating it as hung"
+  echo "swift-test: tests that started and did not end:"
+  grep -oE '^◇ Test .* started' "$log" | sed -E 's/^◇ Test (.*) started/\1/' | sort -u > "$log.started"
+  grep -oE '^✔ Test .* passed|^✘ Test .* (failed|recorded)' "$log" \
+    | sed -E 's/^. Test (.*) (passed|failed|recorded)/\1/' | sed -E 's/ with [0-9]+ test cases?$//' | sort -u > "$log.ended"
+  comm -23 "$log.started" "$log.ended" | sed 's/^/  /'
+  rm -f "$log.started" "$log.ended"
+  for pid in $(pgrep -f '\.xctest' || true); do
+    echo "swift-test: process $pid: $(ls /proc/$pid/fd 2>/dev/null | wc -l) open descriptors (limit $(ulimit -n)), $(ls /proc/$pid/task | wc -l) threads"
+    if command -v gdb > /dev/null; then
+      # Only frames, deduplicated per thread, so the log's tail shows where every thread waits.
+      timeout 120 gdb -p "$pid" -batch -ex 'set pagination off' -ex 'thread apply all bt 25' 2>/dev/null \
+        | grep -E '^Thread |^#' | sed -E 's/ \(.*\) at / at /; s/0x[0-9a-f]+ in //' | cut -c1-200
+    fi
+  done
+}
+
+waited=0
+while kill -0 "$runner" 2>/dev/null; do
+  sleep 2
+  waited=$((waited + 2))
+  if [ "$waited" -ge "$limit" ]; then
+    report
+    pkill -KILL -f '\.xctest' || true
+    kill -KILL "$runner" 2>/dev/null || true
+    wait "$runner" 2>/dev/null
+    exit 124
+  fi
+done
+wait "$runner"
