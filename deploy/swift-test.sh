@@ -22,12 +22,12 @@ runner=$!
 report() {
   echo "swift-test: still running after ${limit} s: treating it as hung"
   echo "swift-test: tests that started and did not end:"
-  grep -oE '^◇ Test .* started' "$log" | sed -E 's/^◇ Test (.*) started/\1/' | sort -u > "$log.started"
-  grep -oE '^✔ Test .* passed|^✘ Test .* (failed|recorded)' "$log" \
-    | sed -E 's/^. Test (.*) (passed|failed|recorded)/\1/' | sed -E 's/ with [0-9]+ test cases?$//' | sort -u > "$log.ended"
+  grep -aoE '^◇ Test .* started' "$log" | sed -E 's/^◇ Test (.*) started/\1/' | sort -u > "$log.started"
+  grep -aoE '^✔ Test .* passed|^✘ Test .* (failed|recorded)' "$log" \
+    | sed -E 's/^(✔|✘) Test //; s/ (passed|failed|recorded)$//; s/ with [0-9]+ test cases?$//' | sort -u > "$log.ended"
   comm -23 "$log.started" "$log.ended" | sed 's/^/  /'
   rm -f "$log.started" "$log.ended"
-  for pid in $(pgrep -f '\.xctest' || true); do
+  for pid in $(pgrep -f 'PackageTests\.xctest' || true); do
     echo "swift-test: process $pid: $(ls /proc/$pid/fd 2>/dev/null | wc -l) open descriptors (limit $(ulimit -n)), $(ls /proc/$pid/task | wc -l) threads"
     if command -v gdb > /dev/null; then
       # Only frames, deduplicated per thread, so the log's tail shows where every thread waits.
@@ -42,10 +42,14 @@ while kill -0 "$runner" 2>/dev/null; do
   sleep 2
   waited=$((waited + 2))
   if [ "$waited" -ge "$limit" ]; then
-    report
-    pkill -KILL -f '\.xctest' || true
+    # Taken while the process still hangs, printed once its output has ended.
+    report > "$log.report" 2>&1
+    pkill -KILL -f 'PackageTests\.xctest' || true
     kill -KILL "$runner" 2>/dev/null || true
     wait "$runner" 2>/dev/null
+    sleep 1
+    cat "$log.report"
+    rm -f "$log.report"
     exit 124
   fi
 done
