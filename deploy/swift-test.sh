@@ -20,21 +20,26 @@ swift test --skip-build --parallel "$@" > >(tee "$log") 2>&1 &
 runner=$!
 
 report() {
+  # Stacks first, the summary last: a log cut to its tail still names the stuck tests.
+  local pids
+  pids=$(pgrep -f 'PackageTests\.xctest' || true)
+  for pid in $pids; do
+    if command -v gdb > /dev/null; then
+      echo "swift-test: every thread's stack in process $pid (innermost 25 frames):"
+      timeout 120 gdb -p "$pid" -batch -ex 'set pagination off' -ex 'thread apply all bt 25' 2>/dev/null \
+        | grep -E '^Thread |^#' | sed -E 's/ \(.*\) at / at /; s/0x[0-9a-f]+ in //' | cut -c1-200
+    fi
+  done
   echo "swift-test: still running after ${limit} s: treating it as hung"
+  for pid in $pids; do
+    echo "swift-test: process $pid: $(ls /proc/$pid/fd 2>/dev/null | wc -l) open descriptors (limit $(ulimit -n)), $(ls /proc/$pid/task | wc -l) threads"
+  done
   echo "swift-test: tests that started and did not end:"
   grep -aoE '^◇ Test .* started' "$log" | sed -E 's/^◇ Test (.*) started/\1/' | sort -u > "$log.started"
   grep -aoE '^✔ Test .* passed|^✘ Test .* (failed|recorded)' "$log" \
     | sed -E 's/^(✔|✘) Test //; s/ (passed|failed|recorded)$//; s/ with [0-9]+ test cases?$//' | sort -u > "$log.ended"
   comm -23 "$log.started" "$log.ended" | sed 's/^/  /'
   rm -f "$log.started" "$log.ended"
-  for pid in $(pgrep -f 'PackageTests\.xctest' || true); do
-    echo "swift-test: process $pid: $(ls /proc/$pid/fd 2>/dev/null | wc -l) open descriptors (limit $(ulimit -n)), $(ls /proc/$pid/task | wc -l) threads"
-    if command -v gdb > /dev/null; then
-      # Only frames, deduplicated per thread, so the log's tail shows where every thread waits.
-      timeout 120 gdb -p "$pid" -batch -ex 'set pagination off' -ex 'thread apply all bt 25' 2>/dev/null \
-        | grep -E '^Thread |^#' | sed -E 's/ \(.*\) at / at /; s/0x[0-9a-f]+ in //' | cut -c1-200
-    fi
-  done
 }
 
 waited=0
@@ -48,6 +53,7 @@ while kill -0 "$runner" 2>/dev/null; do
     kill -KILL "$runner" 2>/dev/null || true
     wait "$runner" 2>/dev/null
     sleep 1
+    echo
     cat "$log.report"
     rm -f "$log.report"
     exit 124
