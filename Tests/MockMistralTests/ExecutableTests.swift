@@ -51,7 +51,11 @@ import Testing
         #expect(config["accepted_keys"] as? [String] == ["sk-a", "sk-b"])
 
         process.terminate()  // SIGTERM: graceful shutdown
-        let status = await Task.detached { process.waitUntilExit(); return process.terminationStatus }.value
+        // Polled rather than waitUntilExit(), which would hold one of the few threads every
+        // parallel test runs on (a detached task runs on them too).
+        for _ in 0..<500 where process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(!process.isRunning, "the mock did not exit within 10 s of SIGTERM")
+        let status = process.terminationStatus
         #expect(status == 0)
     }
 }

@@ -44,7 +44,10 @@ struct ProcessKillTests {
                 _ = try await iterator.next()  // the stream is flowing: the hold is committed
 
                 kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+                // Polled rather than waitUntilExit(), which would hold one of the few threads
+                // every parallel test runs on.
+                for _ in 0..<100 where process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(!process.isRunning)
                 _ = try? await iterator.next()
 
                 // The dead proxy's hold is still there, reserving budget.
