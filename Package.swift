@@ -59,7 +59,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .target(name: "TollgateRuntime", swiftSettings: swiftSettings),
+        .target(
+            name: "TollgateRuntime",
+            dependencies: [.product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "TollgateLogging",
             dependencies: [.product(name: "Logging", package: "swift-log")],

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Logging
 
 /// The process's limit on open file descriptors, which caps its connections: every client,
 /// Postgres and upstream connection holds one.
@@ -38,6 +39,16 @@ public enum OpenFileLimit {
             _ = setrlimit(resourceNumber, &limit)
         }
         return current
+    }
+
+    /// For a server at start: raises the soft limit and warns when it stays below `warningBelow`
+    /// (each client, Postgres and upstream connection holds a descriptor).
+    public static func raiseForServer(warningBelow: UInt64 = 4096, logger: Logger) {
+        let limits = raiseToHardLimit()
+        if limits.soft < warningBelow {
+            logger.warning("low open-file limit: connections beyond it will fail", metadata: [
+                "limit": "\(limits.soft)", "hard_limit": "\(limits.hard)"])
+        }
     }
 
     #if canImport(Glibc)

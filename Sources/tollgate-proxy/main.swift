@@ -32,11 +32,7 @@ if ProcessInfo.processInfo.environment["TOLLGATE_CONCURRENCY_ON_EVENT_LOOPS"] !=
 
 JSONLogHandler.bootstrap(environment: ProcessInfo.processInfo.environment)
 let logger = Logger(label: "tollgate-proxy")
-let openFiles = OpenFileLimit.raiseToHardLimit()
-if openFiles.soft < 4096 {
-    // Each client, Postgres and upstream connection holds a descriptor.
-    logger.warning("low open-file limit: connections beyond it will fail", metadata: ["limit": "\(openFiles.soft)"])
-}
+OpenFileLimit.raiseForServer(logger: logger)
 let environment = ProcessInfo.processInfo.environment
 
 do {
