@@ -30,7 +30,7 @@ struct ReplicaTests {
         try await ProxyHarness.run(KeyOptions(limits: RateLimits(requestsPerMinute: 10)), replicas: 3) { h in
             let statuses = try await h.fire(count: 30, body: Self.body)
             #expect(statuses.filter { $0 == 200 }.count == 10, "\(statuses)")
-            #expect(statuses.filter { $0 == 429 }.count == 20)
+            #expect(statuses.filter { $0 == 429 }.count == 20, "\(statuses)")
         }
     }
 

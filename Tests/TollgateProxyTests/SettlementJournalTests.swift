@@ -13,8 +13,15 @@ struct SettlementJournalTests {
         requestID: UUID(), cost: .zero, usage: Usage(), statusCode: 503, estimated: false, credentialID: nil,
         upstreamLatencyMs: nil, totalLatencyMs: nil)
 
+    static let onTicket = Settlement(
+        requestID: UUID(), cost: Money(nanos: 9), usage: Usage(promptTokens: 1), statusCode: 200, estimated: false,
+        credentialID: nil, upstreamLatencyMs: 1, totalLatencyMs: 2,
+        ledger: LedgerDetail(requestID: UUID(), startedAt: Date(), endpoint: "chat", model: "mistral-small-latest",
+                             metadataJSON: "{\"a\":\"x\\\"y\\n\u{1}\"}", traceparent: "00-a-b-01"))
+    static let release = Settlement.release(ticket: UUID())
+
     /// The hand-written journal line reads back, field for field, with the Decodable the replay uses.
-    @Test(arguments: [full, sparse])
+    @Test(arguments: [full, sparse, onTicket, release])
     func handWrittenLineDecodes(_ settlement: Settlement) throws {
         let decoded = try JSONDecoder().decode(Settlement.self, from: Data(settlement.journalJSON.utf8))
         #expect(decoded == settlement)

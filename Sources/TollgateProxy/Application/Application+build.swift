@@ -61,12 +61,19 @@ public func buildProxyApplication(
     let prices = PriceCatalog(database: database, directory: directory)
     let journal = try SettlementJournal(directory: configuration.journalDirectory, name: configuration.proxyID)
     let settlements = SettlementQueue(database: database, journal: journal, logger: logger)
+    let admissionStore = AdmissionStore(logger: logger)
+    let exactAdmission = PostgresAdmissionGate(database: database, store: admissionStore, pendingSettlements: settlements,
+                                               pendingSettlementWait: configuration.pendingSettlementWait)
+    let tickets = configuration.admissionTickets
+        ? TicketedAdmissionGate(exact: exactAdmission, database: database, store: admissionStore, settlements: settlements,
+                                proxyID: configuration.proxyID, holdTTLSeconds: configuration.holdTTLSeconds,
+                                policy: .init(idleRelease: configuration.admissionTicketIdleRelease), logger: logger)
+        : nil
     let pipeline = ProxyPipeline(
         configuration: configuration,
         authenticator: Authenticator(hasher: dependencies.hasher, cache: keys, database: database, directory: directory),
         planner: HoldPlanner(configuration: configuration, prices: prices),
-        admission: PostgresAdmissionGate(database: database, store: AdmissionStore(logger: logger), pendingSettlements: settlements,
-                                         pendingSettlementWait: configuration.pendingSettlementWait),
+        admission: tickets ?? exactAdmission,
         vault: vault,
         forwarder: Forwarder(clients: dependencies.upstream, maxAttempts: configuration.maxAttempts,
                              totalTimeout: configuration.totalTimeout, firstByteTimeout: configuration.firstByteTimeout,
@@ -109,11 +116,13 @@ public func buildProxyApplication(
             configuration: .init(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
             timeouts: ClientTimeouts(head: configuration.headerTimeout, body: configuration.bodyTimeout)),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "tollgate-proxy"),
+        // Shut down in reverse order: the tickets give their unused holds back before the settlement
+        // queue's final flush posts them.
         services: [
             dependencies.client,
             settlements,
-            ChangeListener(client: dependencies.client, keys: keys, vault: vault, prices: prices, logger: logger),
+            ChangeListener(client: dependencies.client, keys: keys, vault: vault, prices: prices, tickets: tickets, logger: logger),
             HoldReaper(database: database, interval: configuration.reaperInterval, logger: logger),
-        ],
+        ] + (tickets.map { [$0] } ?? []),
         logger: logger)
 }

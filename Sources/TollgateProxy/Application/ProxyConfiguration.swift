@@ -45,6 +45,11 @@ public struct ProxyConfiguration: Sendable {
     /// How long after the total timeout a hold counts as abandoned (`TOLLGATE_HOLD_GRACE_SECONDS`).
     public var holdGrace: Duration = .seconds(60)
     public var databasePoolSize: Int = 20
+    /// Admit busy keys' requests on admission tickets, holds taken in advance, instead of one
+    /// database round trip each (`TOLLGATE_ADMISSION_TICKETS`, default on; see TicketedAdmissionGate).
+    public var admissionTickets: Bool = true
+    /// A key unused this long gives its unused tickets back (`TOLLGATE_ADMISSION_TICKET_IDLE_MS`).
+    public var admissionTicketIdleRelease: Duration = .seconds(1)
 
     public init(databaseURL: String) { self.databaseURL = databaseURL }
 
@@ -81,6 +86,13 @@ public struct ProxyConfiguration: Sendable {
         if let v = try int("TOLLGATE_HOLD_GRACE_SECONDS", 1...3600) { c.holdGrace = .seconds(v) }
         if let dir = env["TOLLGATE_JOURNAL_DIR"], !dir.isEmpty { c.journalDirectory = dir }
         if let id = env["TOLLGATE_PROXY_ID"], !id.isEmpty { c.proxyID = id }
+        if let flag = env["TOLLGATE_ADMISSION_TICKETS"]?.lowercased(), !flag.isEmpty {
+            guard let on = ["1": true, "true": true, "yes": true, "on": true, "0": false, "false": false, "no": false, "off": false][flag] else {
+                throw ProxyConfigurationError("TOLLGATE_ADMISSION_TICKETS must be true or false")
+            }
+            c.admissionTickets = on
+        }
+        if let v = try int("TOLLGATE_ADMISSION_TICKET_IDLE_MS", 50...60_000) { c.admissionTicketIdleRelease = .milliseconds(v) }
         if let flag = env["TOLLGATE_ALLOW_UNPRICED_MODELS"]?.lowercased() { c.allowUnpricedModels = ["1", "true", "yes"].contains(flag) }
         return c
     }

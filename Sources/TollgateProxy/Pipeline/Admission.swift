@@ -8,6 +8,23 @@ import TollgateStorage
 /// one hot key into one statement) without touching the other stages.
 protocol AdmissionGate: Sendable {
     func admit(_ request: ReservationRequest) async throws -> ReservationOutcome
+    /// The outcome and the hold the request settles under (its own, or a ticket it took).
+    func admission(for request: ReservationRequest) async throws -> Admission
+}
+
+extension AdmissionGate {
+    func admission(for request: ReservationRequest) async throws -> Admission {
+        Admission(outcome: try await admit(request), holdID: request.requestID, onTicket: false)
+    }
+}
+
+/// What admission decided for one request.
+struct Admission: Sendable {
+    var outcome: ReservationOutcome
+    /// The hold that settles this request: its own id, or the ticket's it was admitted on.
+    var holdID: UUID
+    /// Admitted on a ticket (`TicketedAdmissionGate`): the settlement carries the request's ledger details.
+    var onTicket: Bool
 }
 
 /// Admission against Postgres, coalescing concurrent requests: while `maxConcurrentBatches` round

@@ -7,7 +7,10 @@ import TollgateStorage
 /// the request is dropped without settling (e.g. the response body was never written because the
 /// client vanished first), it settles at the hold (worst case) on release, marked estimated.
 final class PendingSettlement: Sendable {
+    /// The hold's id: the request's own, or its ticket's.
     let requestID: UUID
+    /// For a request admitted on a ticket: its own ledger details.
+    let ledger: LedgerDetail?
     let tenantID: UUID
     let model: String
     let price: Price
@@ -19,9 +22,10 @@ final class PendingSettlement: Sendable {
     private let logger: Logger
     private let done = Locked(false)
 
-    init(requestID: UUID, tenantID: UUID, model: String, price: Price, worstCase: Usage,
+    init(requestID: UUID, ledger: LedgerDetail? = nil, tenantID: UUID, model: String, price: Price, worstCase: Usage,
          repricing: (@Sendable (String) async -> Price?)? = nil, started: ContinuousClock.Instant,
          queue: SettlementQueue, logger: Logger) {
+        self.ledger = ledger
         self.repricing = repricing
         self.requestID = requestID
         self.tenantID = tenantID
@@ -46,7 +50,7 @@ final class PendingSettlement: Sendable {
         queue.submit(Settlement(
             requestID: requestID, cost: cost, usage: usage, statusCode: statusCode, estimated: estimated,
             credentialID: credentialID, upstreamLatencyMs: upstreamLatency?.milliseconds,
-            totalLatencyMs: (ContinuousClock.now - started).milliseconds))
+            totalLatencyMs: (ContinuousClock.now - started).milliseconds, ledger: ledger))
     }
 
     /// Charges the whole hold: used when the real usage cannot be known.
@@ -67,7 +71,8 @@ final class PendingSettlement: Sendable {
         guard claim() else { return }
         let settlement = Settlement(
             requestID: requestID, cost: price.cost(of: worstCase), usage: worstCase, statusCode: 499, estimated: true,
-            credentialID: nil, upstreamLatencyMs: nil, totalLatencyMs: (ContinuousClock.now - started).milliseconds)
+            credentialID: nil, upstreamLatencyMs: nil, totalLatencyMs: (ContinuousClock.now - started).milliseconds,
+            ledger: ledger)
         logger.info("request dropped before settling; charging its hold", metadata: ["request_id": "\(requestID)"])
         queue.submit(settlement)
     }

@@ -83,13 +83,20 @@ struct ProxyPipeline: Sendable {
                 ttlSeconds: configuration.holdTTLSeconds, endpoint: route.family.rawValue, model: plan.model,
                 metadataJSON: metadata.json, traceparent: metadata.traceparent)
             let reserveStart = ContinuousClock.now
-            let outcome = try await reserve(reservation, started: started)
+            let admission = try await reserve(reservation, started: started)
             ProxyMetrics.reservation(ContinuousClock.now - reserveStart)
-            if let refusal = outcome.refusal(currency: key.currency) { throw refusal }
-            let limits = RateLimitHeaders(key: key, outcome: outcome)
+            if let refusal = admission.outcome.refusal(currency: key.currency) { throw refusal }
+            let limits = RateLimitHeaders(key: key, outcome: admission.outcome)
 
-            // From here on the request holds budget: whatever happens, it settles exactly once.
-            let settlement = PendingSettlement(requestID: requestID, tenantID: key.tenantID, model: plan.model, price: plan.price,
+            // From here on the request holds budget: whatever happens, it settles exactly once
+            // (by its hold's id; a ticket's ledger row still takes this request's id and details).
+            let ledger = admission.onTicket
+                ? LedgerDetail(requestID: requestID, startedAt: Date() - (ContinuousClock.now - started).timeInterval,
+                               endpoint: reservation.endpoint, model: reservation.model, metadataJSON: reservation.metadataJSON,
+                               traceparent: reservation.traceparent)
+                : nil
+            let settlement = PendingSettlement(requestID: admission.holdID, ledger: ledger, tenantID: key.tenantID,
+                                               model: plan.model, price: plan.price,
                                                worstCase: plan.worstCase, repricing: plan.priceOfAnsweringModel,
                                                started: started, queue: settlements, logger: logger)
             // 4. Forward.
@@ -116,9 +123,9 @@ struct ProxyPipeline: Sendable {
     /// Stage 3's call. A failed reservation may still have committed before the failure was seen
     /// (a lost connection, a deadline): a zero-cost release settles it if so and does nothing
     /// otherwise, so it is not left for the reaper to charge in full.
-    private func reserve(_ reservation: ReservationRequest, started: ContinuousClock.Instant) async throws -> ReservationOutcome {
+    private func reserve(_ reservation: ReservationRequest, started: ContinuousClock.Instant) async throws -> Admission {
         do {
-            return try await admission.admit(reservation)
+            return try await admission.admission(for: reservation)
         } catch {
             settlements.submit(Settlement(requestID: reservation.requestID, cost: .zero, usage: Usage(), statusCode: 503,
                                           estimated: false, credentialID: nil, upstreamLatencyMs: nil,
@@ -266,6 +273,7 @@ struct RateLimitHeaders: Sendable {
 extension Duration {
     var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
     var milliseconds: Int { Int(nanoseconds / 1_000_000) }
+    var timeInterval: TimeInterval { Double(nanoseconds) / 1e9 }
 }
 
 extension UUID {

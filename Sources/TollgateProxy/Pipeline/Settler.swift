@@ -401,6 +401,15 @@ extension Settlement {
         if let credentialID { json += #","credentialID":""# + credentialID.uuidString + #"""# }
         if let upstreamLatencyMs { json += #","upstreamLatencyMs":"# + String(upstreamLatencyMs) }
         if let totalLatencyMs { json += #","totalLatencyMs":"# + String(totalLatencyMs) }
+        if isRelease { json += #","released":true"# }
+        if let ledger {
+            json += #","ledger":{"requestID":""# + ledger.requestID.uuidString + #"","startedAtMs":"# + String(ledger.startedAtMs)
+            json += #","endpoint":"# + JSONText.quoted(ledger.endpoint)
+            if let model = ledger.model { json += #","model":"# + JSONText.quoted(model) }
+            if let metadata = ledger.metadataJSON { json += #","metadataJSON":"# + JSONText.quoted(metadata) }
+            if let traceparent = ledger.traceparent { json += #","traceparent":"# + JSONText.quoted(traceparent) }
+            json += "}"
+        }
         return json + "}"
     }
 }

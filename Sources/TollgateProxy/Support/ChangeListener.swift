@@ -13,6 +13,8 @@ struct ChangeListener: Service {
     let keys: KeyCache
     let vault: CredentialVault
     let prices: PriceCatalog
+    /// Pooled admission tickets were granted under the old rules: any change gives them back.
+    var tickets: TicketedAdmissionGate? = nil
     let logger: Logger
 
     private struct Change: Decodable {
@@ -48,6 +50,7 @@ struct ChangeListener: Service {
             flushAll()
             return
         }
+        tickets?.dropAll()
         let tenantID = change.tenant_id.flatMap(UUID.init(uuidString:))
         let id = change.id.flatMap(UUID.init(uuidString:))
         switch change.table {
@@ -65,6 +68,7 @@ struct ChangeListener: Service {
     }
 
     private func flushAll() {
+        tickets?.dropAll()
         keys.invalidateAll()
         vault.invalidate(tenantID: nil)
         prices.invalidateAll()

@@ -45,8 +45,8 @@ struct ProxyError: Error, Sendable {
 
     var body: ByteBuffer {
         var object = "{\"object\":\"error\",\"message\":"
-        object += Self.jsonString(message)
-        object += ",\"type\":" + Self.jsonString(type) + ",\"param\":null,\"code\":" + Self.jsonString(code) + "}"
+        object += JSONText.quoted(message)
+        object += ",\"type\":" + JSONText.quoted(type) + ",\"param\":null,\"code\":" + JSONText.quoted(code) + "}"
         return ByteBuffer(string: object)
     }
 
@@ -55,22 +55,6 @@ struct ProxyError: Error, Sendable {
         fields[.contentType] = "application/json"
         fields[.xRequestID] = requestID
         return Response(status: status, headers: fields, body: .init(byteBuffer: body))
-    }
-
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let s where s.value < 0x20: out += String(format: "\\u%04x", s.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 }
 

@@ -81,6 +81,23 @@ public struct AdmissionStore: Sendable {
         throw AdmissionError.unknownOutcome("none")
     }
 
+    /// Takes some of `ticketIDs` as admission tickets for `keyID` (migrations/0006): holds of `hold` and
+    /// `tokens` each, granted by the same rules as a request's, taking at most 1/`headroom` of what
+    /// is left of each limit and budget, and none if that is fewer than `minimum`. Answers after the commit: the tickets are durable.
+    public func takeTickets(_ ticketIDs: [UUID], keyID: UUID, hold: Money, tokens: Int64, proxyID: String, ttlSeconds: Int,
+                            endpoint: String, model: String?, headroom: Int, minimum: Int, on db: PostgresConnection) async throws -> TicketGrant {
+        let rows = try await db.query("""
+            CALL tollgate_take_tickets(\(ticketIDs), \(keyID), \(hold.nanos), \(tokens), \(proxyID),
+                                       \(Int32(clamping: ttlSeconds)), \(endpoint), \(model), \(Int32(clamping: headroom)),
+                                       \(Int32(clamping: minimum)))
+            """, logger: logger)
+        for try await (ids, until) in rows.decode(([UUID]?, Int64?).self) {
+            return TicketGrant(ticketIDs: ids ?? [],
+                               usableUntil: until.flatMap { $0 < 0 ? nil : Date(timeIntervalSince1970: Double($0) / 1000) })
+        }
+        return TicketGrant(ticketIDs: [], usableUntil: nil)
+    }
+
     static func outcome(_ row: (String, String?, Int64?, Date?, Int64?, Int64?)) throws -> ReservationOutcome {
         let (outcome, scopeText, retry, resets, remainingRequests, remainingTokens) = row
         let scope = scopeText.flatMap(LimitScope.init(rawValue:)) ?? .key
@@ -97,6 +114,15 @@ public struct AdmissionStore: Sendable {
         default: throw AdmissionError.unknownOutcome(outcome)
         }
     }
+}
+
+/// Tickets granted to one replica for one key.
+public struct TicketGrant: Sendable, Equatable {
+    public var ticketIDs: [UUID]
+    /// Not to be used from then on (the key expires, or a budget window ends); nil: no such end.
+    public var usableUntil: Date?
+
+    public init(ticketIDs: [UUID], usableUntil: Date?) { self.ticketIDs = ticketIDs; self.usableUntil = usableUntil }
 }
 
 public enum AdmissionError: Error { case unknownOutcome(String) }

@@ -1,0 +1,153 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import NIOCore
+import PostgresNIO
+import Testing
+import TollgateDomain
+import TollgateStorage
+@testable import TollgateProxy
+
+@Suite("Admission tickets")
+struct AdmissionTicketGateTests {
+    static let budget = Budget(limit: Money(nanos: 1_000_000_000_000), period: .monthly)
+
+    static func request(_ key: UUID, hold: Int64, tokens: Int64 = 10) -> ReservationRequest {
+        ReservationRequest(requestID: UUID(), keyID: key, hold: Money(nanos: hold), tokens: tokens, proxyID: "ticket-test",
+                           ttlSeconds: 600, endpoint: "chat", model: "mistral-small-latest", metadataJSON: nil, traceparent: nil)
+    }
+
+    static func count(_ sql: String, _ h: ProxyHarness) async throws -> Int {
+        try await h.database.read { db in
+            try await db.query(PostgresQuery(unsafeSQL: sql), logger: db.logger).collect().first!.decode(Int.self)
+        }
+    }
+
+    /// Waits (bounded) until `condition` holds.
+    static func eventually(_ what: String, within limit: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + limit
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out waiting until \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// A key in use gets tickets; requests that fit one are admitted on it, the others exactly; each
+    /// settles once by its hold's id with its own ledger row; idle tickets are given back whole.
+    @Test func busyKeysAreAdmittedOnTicketsAndIdleOnesGiveThemBack() async throws {
+        try await ProxyHarness.run(KeyOptions(budget: Self.budget)) { h in
+            let directory = NSTemporaryDirectory() + "tollgate-tickets-\(UUID().uuidString)"
+            defer { try? FileManager.default.removeItem(atPath: directory) }
+            let queue = SettlementQueue(database: h.database, journal: try SettlementJournal(directory: directory, name: "t"),
+                                        logger: h.database.logger)
+            var policy = TicketedAdmissionGate.Policy()
+            policy.idleRelease = .milliseconds(400)
+            policy.sweepInterval = .milliseconds(50)
+            let store = AdmissionStore(logger: h.database.logger)
+            let gate = TicketedAdmissionGate(
+                exact: PostgresAdmissionGate(database: h.database, store: store), database: h.database, store: store,
+                settlements: queue, proxyID: "ticket-test", holdTTLSeconds: 600, policy: policy, logger: h.database.logger)
+            let key = h.seed.keyID
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await queue.run() }
+                var admitted: [(ReservationRequest, Admission)] = []
+                for _ in 0..<2 {  // the first request marks the key as in use, the second asks for tickets
+                    let r = Self.request(key, hold: 1_000)
+                    admitted.append((r, try await gate.admission(for: r)))
+                }
+                #expect(admitted.allSatisfy { !$0.1.onTicket && $0.1.holdID == $0.0.requestID })
+                try await Self.eventually("tickets are granted") { gate.statistics.granted == policy.poolSize }
+                #expect(try await Self.count("SELECT count(*)::int FROM holds WHERE ticket", h) == policy.poolSize)
+
+                for _ in 0..<10 {
+                    let r = Self.request(key, hold: 900)
+                    admitted.append((r, try await gate.admission(for: r)))
+                }
+                let onTickets = admitted.suffix(10)
+                #expect(onTickets.allSatisfy { $0.1.onTicket && $0.1.holdID != $0.0.requestID })
+                #expect(Set(onTickets.map(\.1.holdID)).count == 10)
+                // Larger than every ticket: admitted exactly, and later tickets are sized for it.
+                let large = Self.request(key, hold: 5_000)
+                let exact = try await gate.admission(for: large)
+                #expect(!exact.onTicket && exact.holdID == large.requestID)
+                admitted.append((large, exact))
+
+                for (r, admission) in admitted {
+                    let ledger = admission.onTicket
+                        ? LedgerDetail(requestID: r.requestID, startedAt: Date(), endpoint: "embeddings", model: "mistral-embed",
+                                       metadataJSON: nil, traceparent: nil)
+                        : nil
+                    queue.submit(Settlement(requestID: admission.holdID, cost: Money(nanos: 7), usage: Usage(promptTokens: 1),
+                                            statusCode: 200, estimated: false, credentialID: nil, upstreamLatencyMs: nil,
+                                            totalLatencyMs: nil, ledger: ledger))
+                }
+                group.addTask { try await gate.run() }
+                // Idle now: the unused tickets go back, whole.
+                try await Self.eventually("every hold is settled or released") {
+                    try await Self.count("SELECT count(*)::int FROM holds", h) == 0
+                }
+                let window = try await h.budgetWindow(owner: key)
+                #expect(window.reserved == 0)
+                #expect(window.spent == Int64(7 * admitted.count))
+                let ids = admitted.map { "'\($0.0.requestID.uuidString.lowercased())'" }.joined(separator: ",")
+                #expect(try await Self.count("SELECT count(*)::int FROM usage_ledger WHERE request_id IN (\(ids))", h) == admitted.count)
+                #expect(try await Self.count("SELECT count(*)::int FROM usage_ledger", h) == admitted.count)
+                #expect(try await Self.count("SELECT count(*)::int FROM usage_ledger WHERE endpoint = 'embeddings'", h) == 10)
+                #expect(gate.statistics.released >= policy.poolSize - 10)
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Through the proxy: back-to-back requests of one key are admitted on tickets, and each still
+    /// has exactly one ledger row, under the id its client saw, with its own metadata; nothing stays
+    /// reserved once the key is idle. A change to the key gives its tickets back at once.
+    @Test func requestsOnTicketsKeepTheirIdsAndMetadata() async throws {
+        try await ProxyHarness.run(KeyOptions(budget: Self.budget)) { h in
+            var requestIDs: [String] = []
+            var sawTickets = false
+            for index in 0..<40 {
+                var headers = HTTPFields()
+                headers[HTTPField.Name("x-tollgate-metadata")!] = #"{"n":\#(index)}"#
+                let reply = try await h.post("/v1/chat/completions", chatBody, headers: headers)
+                #expect(reply.status == .ok)
+                requestIDs.append(reply.headers[HTTPField.Name("x-request-id")!] ?? "")
+                if !sawTickets { sawTickets = try await Self.count("SELECT count(*)::int FROM holds WHERE ticket", h) > 0 }
+            }
+            #expect(sawTickets, "a key in steady use is given tickets")
+            let rows = try await h.settled(expectedRows: 40)
+            #expect(Set(rows.map { $0.requestID.uuidString.lowercased() }) == Set(requestIDs))
+            let window = try await h.budgetWindow(owner: h.seed.keyID)
+            #expect(window.reserved == 0)
+            #expect(window.spent == rows.reduce(0) { $0 + $1.costNanos })
+            let metadataMatches = try await h.database.read { db in
+                try await db.query("SELECT count(*)::int FROM usage_ledger WHERE metadata ? 'n'", logger: db.logger)
+                    .collect().first!.decode(Int.self)
+            }
+            #expect(metadataMatches == 40)
+            let distinctMetadata = try await Self.count("SELECT count(DISTINCT metadata->>'n')::int FROM usage_ledger", h)
+            #expect(distinctMetadata == 40)
+
+        }
+    }
+
+    /// A change to the key (any admin change) gives its pooled tickets back at once: they were
+    /// granted under the old rules. (Idle release is set far away to tell the two apart.)
+    @Test func aKeyChangeGivesItsTicketsBack() async throws {
+        try await ProxyHarness.run(KeyOptions(budget: Self.budget), configure: { $0.admissionTicketIdleRelease = .seconds(60) }) { h in
+            for _ in 0..<4 { #expect(try await h.post("/v1/chat/completions", chatBody).status == .ok) }
+            try await Self.eventually("tickets are pooled") { try await Self.count("SELECT count(*)::int FROM holds WHERE ticket", h) > 0 }
+            try await h.database.read { db in
+                _ = try await db.query("UPDATE virtual_keys SET name = 'renamed' WHERE id = \(h.seed.keyID)", logger: db.logger)
+            }
+            // Within 3 s: tickets are given back at 5 s old anyway (Policy.maxAge).
+            try await Self.eventually("the tickets are given back", within: .seconds(3)) {
+                try await Self.count("SELECT count(*)::int FROM holds", h) == 0
+            }
+            #expect(try await h.budgetWindow(owner: h.seed.keyID).reserved == 0)
+        }
+    }
+}

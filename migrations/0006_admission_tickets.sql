@@ -1,0 +1,240 @@
+-- Admission tickets: holds a replica takes in advance for a busy key, so that most of its requests
+-- are admitted without a database round trip on their path.
+--
+-- Why: every admitted request used to wait for one round trip and one commit (its durable hold)
+-- before it was forwarded: about 0.7 ms at one connection, most of the gateway's added latency.
+-- A ticket is exactly such a hold (same rules, same rows charged: requests/min, tokens/min, a
+-- concurrency slot, the budget amount), granted before the request exists. A request that fits an
+-- unused ticket takes it and is forwarded at once; its hold was durable before it arrived, so
+-- nothing is ever forwarded uncovered. Settlement is unchanged (by hold id, exactly once), with the
+-- request's own details (start, endpoint, model, metadata) written to the ledger instead of the
+-- ticket's placeholders. Unused tickets are released: everything they took is given back,
+-- requests/min included, and no ledger row is written.
+--
+-- Fairness: a replica's tickets are capacity other replicas cannot use while they wait. A grant
+-- therefore takes at most 1/p_headroom of what is left of each limit and budget of the key and its
+-- team (read at grant time), and nothing when that is fewer than p_min_count tickets: near a limit,
+-- and for keys with small limits, every request goes through exact per-request admission.
+--
+-- A replica that dies leaves its tickets to the reaper, which settles expired holds at their
+-- amount, marked estimated: the conservative charge, as for any request whose outcome is unknown.
+
+ALTER TABLE holds ADD COLUMN ticket boolean NOT NULL DEFAULT false;
+
+-- The proxy names the tickets (p_ticket_ids; as many are asked for): if it never hears the answer,
+-- it can still give back whatever was granted.
+CREATE FUNCTION tollgate_grant_tickets(
+    p_ticket_ids uuid[], p_key_id uuid, p_amount bigint, p_tokens bigint, p_proxy_id text, p_ttl_seconds integer,
+    p_endpoint text, p_model text, p_headroom integer, p_min_count integer
+) RETURNS TABLE (ticket_ids uuid[], valid_until timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    now_ts timestamptz := clock_timestamp();
+    k virtual_keys%ROWTYPE;
+    t tenants%ROWTYPE;
+    n integer := coalesce(array_length(p_ticket_ids, 1), 0);
+    owner record;
+    room numeric;
+    owner_room_rpm numeric;
+    owner_room_tpm numeric;
+    owner_room_conc numeric;
+    ids uuid[];
+    usable_until timestamptz := 'infinity';
+    w timestamptz;
+BEGIN
+    SELECT * INTO k FROM virtual_keys WHERE id = p_key_id;
+    IF NOT FOUND THEN RETURN; END IF;
+    SELECT * INTO t FROM tenants WHERE id = k.tenant_id;
+    IF k.status <> 'active' OR t.status <> 'active' OR (k.expires_at IS NOT NULL AND k.expires_at <= now_ts) THEN
+        RETURN;
+    END IF;
+    IF k.expires_at IS NOT NULL THEN usable_until := k.expires_at; END IF;
+
+    FOR owner IN SELECT * FROM (VALUES
+            (t.id, t.rpm_limit, t.tpm_limit, t.max_concurrent, t.budget_limit_nanos, t.budget_period),
+            (k.id, k.rpm_limit, k.tpm_limit, k.max_concurrent, k.budget_limit_nanos, k.budget_period))
+            AS o(id, rpm, tpm, conc, budget, period) LOOP
+        IF owner.rpm IS NOT NULL OR owner.tpm IS NOT NULL OR owner.conc IS NOT NULL THEN
+            SELECT
+                CASE WHEN owner.rpm IS NULL THEN NULL ELSE
+                    floor(extract(epoch FROM (interval '60 seconds' - (greatest(ls.request_tat, now_ts) - now_ts))) * owner.rpm / 60) END,
+                CASE WHEN owner.tpm IS NULL OR p_tokens <= 0 THEN NULL ELSE
+                    floor(extract(epoch FROM (interval '60 seconds' - (greatest(ls.token_tat, now_ts) - now_ts))) * owner.tpm / 60 / p_tokens) END,
+                CASE WHEN owner.conc IS NULL THEN NULL ELSE owner.conc - ls.in_flight END
+              INTO owner_room_rpm, owner_room_tpm, owner_room_conc
+              FROM (SELECT coalesce(max(request_tat), '-infinity') AS request_tat, coalesce(max(token_tat), '-infinity') AS token_tat,
+                           coalesce(max(in_flight), 0) AS in_flight
+                      FROM limit_state WHERE owner_id = owner.id) ls;
+            n := least(n, coalesce(floor(owner_room_rpm / p_headroom), n), coalesce(floor(owner_room_tpm / p_headroom), n),
+                       coalesce(floor(owner_room_conc / p_headroom), n));
+        END IF;
+        IF owner.budget IS NOT NULL THEN
+            w := tollgate_window_start(owner.period, now_ts);
+            usable_until := least(usable_until, coalesce(tollgate_window_end(owner.period, w), 'infinity'));
+            IF p_amount > 0 THEN
+                SELECT owner.budget - coalesce(sum(spent_nanos + reserved_nanos), 0) INTO room
+                  FROM budget_windows WHERE owner_id = owner.id AND window_start = w;
+                n := least(n, floor(room / (p_headroom::numeric * p_amount)));
+            END IF;
+        END IF;
+    END LOOP;
+    -- A few tickets are not worth their cost to other replicas (idle capacity they cannot use).
+    IF n < greatest(p_min_count, 1) THEN RETURN; END IF;
+
+    ids := p_ticket_ids[1:n];
+    SELECT array_agg(ids[r.ord] ORDER BY r.ord) INTO ids
+      FROM tollgate_reserve_batch(ids, array_fill(p_key_id, ARRAY[n]), array_fill(p_amount, ARRAY[n]),
+                                  array_fill(p_tokens, ARRAY[n]), p_proxy_id, p_ttl_seconds,
+                                  array_fill(p_endpoint, ARRAY[n]), array_fill(coalesce(p_model, ''), ARRAY[n]),
+                                  array_fill(''::text, ARRAY[n]), array_fill(''::text, ARRAY[n])) r
+     WHERE r.outcome = 'ok';
+    IF ids IS NULL THEN RETURN; END IF;
+    UPDATE holds SET ticket = true WHERE request_id = ANY (ids);
+    RETURN QUERY SELECT ids, usable_until;
+END;
+$$;
+
+-- Answers after its commit: a ticket the proxy hears of is durable.
+CREATE PROCEDURE tollgate_take_tickets(
+    p_ticket_ids uuid[], p_key_id uuid, p_amount bigint, p_tokens bigint, p_proxy_id text, p_ttl_seconds integer,
+    p_endpoint text, p_model text, p_headroom integer, p_min_count integer,
+    INOUT ticket_ids uuid[] DEFAULT NULL, INOUT valid_until_ms bigint DEFAULT NULL
+)
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- valid_until_ms: epoch milliseconds, -1 for no end.
+    SELECT g.ticket_ids, CASE WHEN g.valid_until = 'infinity' THEN -1 ELSE (extract(epoch FROM g.valid_until) * 1000)::bigint END
+      INTO ticket_ids, valid_until_ms
+      FROM tollgate_grant_tickets(p_ticket_ids, p_key_id, p_amount, p_tokens, p_proxy_id, p_ttl_seconds,
+                                  p_endpoint, p_model, p_headroom, p_min_count) g;
+    COMMIT;
+END;
+$$;
+
+-- tollgate_settle_batch (0004) with two kinds of rows more:
+--   released: an unused ticket, given back whole (its request/min too); no ledger row.
+--   detailed: the ledger row takes the request id, start, endpoint, model, metadata and traceparent
+--             given here (a ticket's own are placeholders; '' stands for null, -1 for a null start).
+--             The hold is still found, and settled exactly once, by its own id (the ticket's).
+DROP PROCEDURE tollgate_post_settlements(uuid[], bigint[], integer[], integer[], integer[], integer[], integer[],
+                                         boolean[], text[], integer[], integer[], boolean[], bigint[]);
+DROP FUNCTION tollgate_settle_batch(uuid[], bigint[], integer[], integer[], integer[], integer[], integer[],
+                                    boolean[], text[], integer[], integer[]);
+
+CREATE FUNCTION tollgate_settle_batch(
+    p_request_ids uuid[], p_costs bigint[], p_prompt_tokens integer[], p_completion_tokens integer[],
+    p_cached_tokens integer[], p_pages integer[], p_status_codes integer[], p_estimated boolean[],
+    p_credential_ids text[], p_upstream_latency_ms integer[], p_total_latency_ms integer[],
+    p_released boolean[], p_detailed boolean[], p_ledger_ids uuid[], p_started_ms bigint[], p_endpoints text[],
+    p_models text[], p_metadata text[], p_traceparents text[]
+) RETURNS TABLE (ord integer, settled boolean, overshoot_nanos bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    tenants_w record;
+    keys_w record;
+BEGIN
+    SELECT array_agg(tenant_id ORDER BY tenant_id) AS ids, array_agg(w ORDER BY tenant_id) AS windows INTO tenants_w
+      FROM (SELECT DISTINCT tenant_id, tenant_window_start AS w FROM holds WHERE request_id = ANY (p_request_ids)) s;
+    SELECT array_agg(key_id ORDER BY key_id) AS ids, array_agg(w ORDER BY key_id) AS windows INTO keys_w
+      FROM (SELECT DISTINCT key_id, key_window_start AS w FROM holds WHERE request_id = ANY (p_request_ids)) s;
+    PERFORM tollgate_lock_owners(tenants_w.ids, keys_w.ids, tenants_w.windows, keys_w.windows);
+    RETURN QUERY
+    WITH input AS (
+        SELECT i.* FROM unnest(p_request_ids, p_costs, p_prompt_tokens, p_completion_tokens, p_cached_tokens, p_pages,
+                               p_status_codes, p_estimated, p_credential_ids, p_upstream_latency_ms, p_total_latency_ms,
+                               p_released, p_detailed, p_ledger_ids, p_started_ms, p_endpoints, p_models, p_metadata,
+                               p_traceparents)
+                        WITH ORDINALITY AS i(request_id, cost, prompt, completion, cached, pages, status, estimated,
+                                             credential, upstream_ms, total_ms, released, detailed, ledger_id, started_ms,
+                                             endpoint_in, model_in, metadata_in, traceparent_in, n)
+    ),
+    gone AS (
+        -- A request id given twice in one batch is deleted (settled) once. Only tickets are released.
+        DELETE FROM holds h USING input i WHERE h.request_id = i.request_id AND (NOT i.released OR h.ticket)
+        RETURNING h.*, CASE WHEN i.released THEN 0 ELSE i.cost END AS charged, i.prompt, i.completion, i.cached,
+                  i.pages, i.status, i.estimated, i.credential, i.upstream_ms, i.total_ms, i.released, i.detailed,
+                  i.ledger_id, i.started_ms, i.endpoint_in, i.model_in, i.metadata_in, i.traceparent_in, i.n
+    ),
+    slots AS (
+        -- Per limit row: concurrency slots freed, tokens/min given back (unused = held - used; it is
+        -- negative when usage exceeded the hold, which takes the difference) and, for released
+        -- tickets, their request/min.
+        SELECT owner_id, count(*)::integer AS freed, sum(refund) AS refund_seconds, sum(request_refund) AS request_refund_seconds FROM (
+            SELECT g.tenant_id AS owner_id,
+                   CASE WHEN t.tpm_limit IS NULL THEN 0
+                        ELSE 60.0 * (g.tokens - greatest(0, g.prompt) - greatest(0, g.completion)) / t.tpm_limit END AS refund,
+                   CASE WHEN g.released AND t.rpm_limit IS NOT NULL THEN 60.0 / t.rpm_limit ELSE 0 END AS request_refund
+              FROM gone g JOIN tenants t ON t.id = g.tenant_id WHERE g.tenant_limited
+            UNION ALL
+            SELECT g.key_id,
+                   CASE WHEN k.tpm_limit IS NULL THEN 0
+                        ELSE 60.0 * (g.tokens - greatest(0, g.prompt) - greatest(0, g.completion)) / k.tpm_limit END,
+                   CASE WHEN g.released AND k.rpm_limit IS NOT NULL THEN 60.0 / k.rpm_limit ELSE 0 END
+              FROM gone g JOIN virtual_keys k ON k.id = g.key_id WHERE g.key_limited
+        ) x GROUP BY owner_id
+    ),
+    limits_updated AS (
+        UPDATE limit_state ls SET in_flight = greatest(ls.in_flight - s.freed, 0),
+            token_tat = CASE WHEN ls.token_tat = '-infinity' OR s.refund_seconds = 0 THEN ls.token_tat
+                             ELSE ls.token_tat - make_interval(secs => s.refund_seconds) END,
+            request_tat = CASE WHEN ls.request_tat = '-infinity' OR s.request_refund_seconds = 0 THEN ls.request_tat
+                               ELSE ls.request_tat - make_interval(secs => s.request_refund_seconds) END
+        FROM slots s WHERE ls.owner_id = s.owner_id
+        RETURNING 1
+    ),
+    budgets AS (
+        SELECT owner_id, window_start, sum(amount_nanos) AS released, sum(charged) AS posted FROM (
+            SELECT tenant_id AS owner_id, tenant_window_start AS window_start, amount_nanos, charged
+              FROM gone WHERE tenant_window_start IS NOT NULL
+            UNION ALL
+            SELECT key_id, key_window_start, amount_nanos, charged FROM gone WHERE key_window_start IS NOT NULL
+        ) x GROUP BY owner_id, window_start
+    ),
+    budgets_updated AS (
+        UPDATE budget_windows bw SET reserved_nanos = greatest(bw.reserved_nanos - b.released, 0),
+            spent_nanos = bw.spent_nanos + b.posted
+        FROM budgets b WHERE bw.owner_id = b.owner_id AND bw.window_start = b.window_start
+        RETURNING 1
+    ),
+    ledger AS (
+        INSERT INTO usage_ledger (request_id, started_at, tenant_id, key_id, credential_id, endpoint, model,
+            prompt_tokens, completion_tokens, cached_tokens, pages, cost_nanos, currency, status_code, estimated,
+            upstream_latency_ms, total_latency_ms, metadata, traceparent)
+        SELECT CASE WHEN g.detailed THEN g.ledger_id ELSE g.request_id END,
+            CASE WHEN g.detailed AND g.started_ms >= 0 THEN to_timestamp(g.started_ms / 1000.0) ELSE g.started_at END,
+            g.tenant_id, g.key_id, nullif(g.credential, '')::uuid,
+            CASE WHEN g.detailed THEN g.endpoint_in ELSE g.endpoint END,
+            CASE WHEN g.detailed THEN nullif(g.model_in, '') ELSE g.model END,
+            greatest(g.prompt, 0), greatest(g.completion, 0), greatest(g.cached, 0), greatest(g.pages, 0), g.charged,
+            g.currency, g.status, g.estimated, nullif(g.upstream_ms, -1), nullif(g.total_ms, -1),
+            CASE WHEN g.detailed THEN nullif(g.metadata_in, '')::jsonb ELSE g.metadata END,
+            CASE WHEN g.detailed THEN nullif(g.traceparent_in, '') ELSE g.traceparent END
+        FROM gone g WHERE NOT g.released
+        ON CONFLICT DO NOTHING
+        RETURNING 1
+    )
+    SELECT i.n::integer, g.request_id IS NOT NULL, coalesce(greatest(g.charged - g.amount_nanos, 0), 0)::bigint
+    FROM input i LEFT JOIN gone g ON g.n = i.n
+    ORDER BY i.n;
+END;
+$$;
+
+CREATE PROCEDURE tollgate_post_settlements(
+    p_request_ids uuid[], p_costs bigint[], p_prompt_tokens integer[], p_completion_tokens integer[],
+    p_cached_tokens integer[], p_pages integer[], p_status_codes integer[], p_estimated boolean[],
+    p_credential_ids text[], p_upstream_latency_ms integer[], p_total_latency_ms integer[],
+    p_released boolean[], p_detailed boolean[], p_ledger_ids uuid[], p_started_ms bigint[], p_endpoints text[],
+    p_models text[], p_metadata text[], p_traceparents text[],
+    INOUT settled boolean[] DEFAULT NULL, INOUT overshoot_nanos bigint[] DEFAULT NULL
+)
+LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT array_agg(s.settled ORDER BY s.ord), array_agg(s.overshoot_nanos ORDER BY s.ord)
+      INTO settled, overshoot_nanos
+      FROM tollgate_settle_batch(p_request_ids, p_costs, p_prompt_tokens, p_completion_tokens, p_cached_tokens,
+                                 p_pages, p_status_codes, p_estimated, p_credential_ids, p_upstream_latency_ms,
+                                 p_total_latency_ms, p_released, p_detailed, p_ledger_ids, p_started_ms, p_endpoints,
+                                 p_models, p_metadata, p_traceparents) s;
+    COMMIT;
+END;
+$$;
