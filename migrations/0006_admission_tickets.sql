@@ -23,6 +23,12 @@ ALTER TABLE holds ADD COLUMN ticket boolean NOT NULL DEFAULT false;
 
 -- The proxy names the tickets (p_ticket_ids; as many are asked for): if it never hears the answer,
 -- it can still give back whatever was granted.
+--
+-- Set-based: the tickets of one grant are alike (one key, one amount, one token count), so their
+-- effect is n times one request's: each GCRA clock moves by n intervals, n slots, n amounts, one
+-- multi-row insert. The rows are locked first, in the global order (tenant limits, key limits,
+-- tenant budget, key budget; see 0004), and the room is read from the locked rows, so n tickets
+-- fit exactly as n requests admitted one after another by tollgate_reserve would.
 CREATE FUNCTION tollgate_grant_tickets(
     p_ticket_ids uuid[], p_key_id uuid, p_amount bigint, p_tokens bigint, p_proxy_id text, p_ttl_seconds integer,
     p_endpoint text, p_model text, p_headroom integer, p_min_count integer
@@ -32,66 +38,125 @@ DECLARE
     now_ts timestamptz := clock_timestamp();
     k virtual_keys%ROWTYPE;
     t tenants%ROWTYPE;
-    n integer := coalesce(array_length(p_ticket_ids, 1), 0);
-    owner record;
-    room numeric;
-    owner_room_rpm numeric;
-    owner_room_tpm numeric;
-    owner_room_conc numeric;
-    ids uuid[];
+    n numeric := coalesce(array_length(p_ticket_ids, 1), 0);
+    headroom numeric := greatest(p_headroom, 1);
+    k_limited boolean; t_limited boolean;
+    k_window timestamptz; t_window timestamptz;
+    ks limit_state%ROWTYPE; ts limit_state%ROWTYPE;
+    kb budget_windows%ROWTYPE; tb budget_windows%ROWTYPE;
     usable_until timestamptz := 'infinity';
-    w timestamptz;
+    granted integer;
 BEGIN
     SELECT * INTO k FROM virtual_keys WHERE id = p_key_id;
     IF NOT FOUND THEN RETURN; END IF;
     SELECT * INTO t FROM tenants WHERE id = k.tenant_id;
-    IF k.status <> 'active' OR t.status <> 'active' OR (k.expires_at IS NOT NULL AND k.expires_at <= now_ts) THEN
+    IF k.status <> 'active' OR t.status <> 'active' OR (k.expires_at IS NOT NULL AND k.expires_at <= now_ts)
+       OR p_tokens > coalesce(k.tpm_limit, p_tokens) OR p_tokens > coalesce(t.tpm_limit, p_tokens) THEN
         RETURN;
     END IF;
     IF k.expires_at IS NOT NULL THEN usable_until := k.expires_at; END IF;
+    t_limited := t.rpm_limit IS NOT NULL OR t.tpm_limit IS NOT NULL OR t.max_concurrent IS NOT NULL;
+    k_limited := k.rpm_limit IS NOT NULL OR k.tpm_limit IS NOT NULL OR k.max_concurrent IS NOT NULL;
+    IF t.budget_limit_nanos IS NOT NULL THEN
+        t_window := tollgate_window_start(t.budget_period, now_ts);
+        usable_until := least(usable_until, coalesce(tollgate_window_end(t.budget_period, t_window), 'infinity'));
+    END IF;
+    IF k.budget_limit_nanos IS NOT NULL THEN
+        k_window := tollgate_window_start(k.budget_period, now_ts);
+        usable_until := least(usable_until, coalesce(tollgate_window_end(k.budget_period, k_window), 'infinity'));
+    END IF;
 
-    FOR owner IN SELECT * FROM (VALUES
-            (t.id, t.rpm_limit, t.tpm_limit, t.max_concurrent, t.budget_limit_nanos, t.budget_period),
-            (k.id, k.rpm_limit, k.tpm_limit, k.max_concurrent, k.budget_limit_nanos, k.budget_period))
-            AS o(id, rpm, tpm, conc, budget, period) LOOP
-        IF owner.rpm IS NOT NULL OR owner.tpm IS NOT NULL OR owner.conc IS NOT NULL THEN
-            SELECT
-                CASE WHEN owner.rpm IS NULL THEN NULL ELSE
-                    floor(extract(epoch FROM (interval '60 seconds' - (greatest(ls.request_tat, now_ts) - now_ts))) * owner.rpm / 60) END,
-                CASE WHEN owner.tpm IS NULL OR p_tokens <= 0 THEN NULL ELSE
-                    floor(extract(epoch FROM (interval '60 seconds' - (greatest(ls.token_tat, now_ts) - now_ts))) * owner.tpm / 60 / p_tokens) END,
-                CASE WHEN owner.conc IS NULL THEN NULL ELSE owner.conc - ls.in_flight END
-              INTO owner_room_rpm, owner_room_tpm, owner_room_conc
-              FROM (SELECT coalesce(max(request_tat), '-infinity') AS request_tat, coalesce(max(token_tat), '-infinity') AS token_tat,
-                           coalesce(max(in_flight), 0) AS in_flight
-                      FROM limit_state WHERE owner_id = owner.id) ls;
-            n := least(n, coalesce(floor(owner_room_rpm / p_headroom), n), coalesce(floor(owner_room_tpm / p_headroom), n),
-                       coalesce(floor(owner_room_conc / p_headroom), n));
+    -- Lock (creating on first use) in the global order, reading the room as locked.
+    IF t_limited THEN
+        SELECT * INTO ts FROM limit_state WHERE owner_id = t.id FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO limit_state (owner_id, tenant_id, owner_kind) VALUES (t.id, t.id, 'tenant') ON CONFLICT DO NOTHING;
+            SELECT * INTO ts FROM limit_state WHERE owner_id = t.id FOR UPDATE;
         END IF;
-        IF owner.budget IS NOT NULL THEN
-            w := tollgate_window_start(owner.period, now_ts);
-            usable_until := least(usable_until, coalesce(tollgate_window_end(owner.period, w), 'infinity'));
-            IF p_amount > 0 THEN
-                SELECT owner.budget - coalesce(sum(spent_nanos + reserved_nanos), 0) INTO room
-                  FROM budget_windows WHERE owner_id = owner.id AND window_start = w;
-                n := least(n, floor(room / (p_headroom::numeric * p_amount)));
-            END IF;
+        n := least(n, floor(tollgate_ticket_room(ts, t.rpm_limit, t.tpm_limit, t.max_concurrent, p_tokens, now_ts) / headroom));
+    END IF;
+    IF k_limited THEN
+        SELECT * INTO ks FROM limit_state WHERE owner_id = k.id FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO limit_state (owner_id, tenant_id, owner_kind) VALUES (k.id, t.id, 'key') ON CONFLICT DO NOTHING;
+            SELECT * INTO ks FROM limit_state WHERE owner_id = k.id FOR UPDATE;
         END IF;
-    END LOOP;
+        n := least(n, floor(tollgate_ticket_room(ks, k.rpm_limit, k.tpm_limit, k.max_concurrent, p_tokens, now_ts) / headroom));
+    END IF;
+    IF t_window IS NOT NULL THEN
+        SELECT * INTO tb FROM budget_windows WHERE owner_id = t.id AND window_start = t_window FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO budget_windows (owner_id, window_start, tenant_id, owner_kind, window_end, limit_nanos)
+            VALUES (t.id, t_window, t.id, 'tenant', tollgate_window_end(t.budget_period, t_window), t.budget_limit_nanos)
+            ON CONFLICT DO NOTHING;
+            SELECT * INTO tb FROM budget_windows WHERE owner_id = t.id AND window_start = t_window FOR UPDATE;
+        END IF;
+        IF p_amount > 0 THEN
+            n := least(n, floor((t.budget_limit_nanos - tb.spent_nanos - tb.reserved_nanos)::numeric / (headroom * p_amount)));
+        END IF;
+    END IF;
+    IF k_window IS NOT NULL THEN
+        SELECT * INTO kb FROM budget_windows WHERE owner_id = k.id AND window_start = k_window FOR UPDATE;
+        IF NOT FOUND THEN
+            INSERT INTO budget_windows (owner_id, window_start, tenant_id, owner_kind, window_end, limit_nanos)
+            VALUES (k.id, k_window, t.id, 'key', tollgate_window_end(k.budget_period, k_window), k.budget_limit_nanos)
+            ON CONFLICT DO NOTHING;
+            SELECT * INTO kb FROM budget_windows WHERE owner_id = k.id AND window_start = k_window FOR UPDATE;
+        END IF;
+        IF p_amount > 0 THEN
+            n := least(n, floor((k.budget_limit_nanos - kb.spent_nanos - kb.reserved_nanos)::numeric / (headroom * p_amount)));
+        END IF;
+    END IF;
     -- A few tickets are not worth their cost to other replicas (idle capacity they cannot use).
     IF n < greatest(p_min_count, 1) THEN RETURN; END IF;
+    granted := n::integer;
 
-    ids := p_ticket_ids[1:n];
-    SELECT array_agg(ids[r.ord] ORDER BY r.ord) INTO ids
-      FROM tollgate_reserve_batch(ids, array_fill(p_key_id, ARRAY[n]), array_fill(p_amount, ARRAY[n]),
-                                  array_fill(p_tokens, ARRAY[n]), p_proxy_id, p_ttl_seconds,
-                                  array_fill(p_endpoint, ARRAY[n]), array_fill(coalesce(p_model, ''), ARRAY[n]),
-                                  array_fill(''::text, ARRAY[n]), array_fill(''::text, ARRAY[n])) r
-     WHERE r.outcome = 'ok';
-    IF ids IS NULL THEN RETURN; END IF;
-    UPDATE holds SET ticket = true WHERE request_id = ANY (ids);
-    RETURN QUERY SELECT ids, usable_until;
+    -- n requests admitted one after another: each clock moves n intervals from max(clock, now).
+    IF t_limited THEN
+        UPDATE limit_state SET
+            request_tat = CASE WHEN t.rpm_limit IS NULL THEN request_tat
+                               ELSE greatest(request_tat, now_ts) + make_interval(secs => 60.0 * granted / t.rpm_limit) END,
+            token_tat = CASE WHEN t.tpm_limit IS NULL THEN token_tat
+                             ELSE greatest(token_tat, now_ts) + make_interval(secs => 60.0 * granted * p_tokens / t.tpm_limit) END,
+            in_flight = in_flight + granted
+        WHERE owner_id = t.id;
+    END IF;
+    IF k_limited THEN
+        UPDATE limit_state SET
+            request_tat = CASE WHEN k.rpm_limit IS NULL THEN request_tat
+                               ELSE greatest(request_tat, now_ts) + make_interval(secs => 60.0 * granted / k.rpm_limit) END,
+            token_tat = CASE WHEN k.tpm_limit IS NULL THEN token_tat
+                             ELSE greatest(token_tat, now_ts) + make_interval(secs => 60.0 * granted * p_tokens / k.tpm_limit) END,
+            in_flight = in_flight + granted
+        WHERE owner_id = k.id;
+    END IF;
+    IF t_window IS NOT NULL THEN
+        UPDATE budget_windows SET reserved_nanos = reserved_nanos + granted * p_amount, limit_nanos = t.budget_limit_nanos
+        WHERE owner_id = t.id AND window_start = t_window;
+    END IF;
+    IF k_window IS NOT NULL THEN
+        UPDATE budget_windows SET reserved_nanos = reserved_nanos + granted * p_amount, limit_nanos = k.budget_limit_nanos
+        WHERE owner_id = k.id AND window_start = k_window;
+    END IF;
+    INSERT INTO holds (request_id, tenant_id, key_id, started_at, expires_at, proxy_id, endpoint, model, currency,
+                       amount_nanos, tokens, key_window_start, tenant_window_start, key_limited, tenant_limited, ticket)
+    SELECT id, t.id, k.id, now_ts, now_ts + make_interval(secs => p_ttl_seconds), p_proxy_id, p_endpoint, p_model,
+           t.currency, p_amount, p_tokens, k_window, t_window, k_limited, t_limited, true
+      FROM unnest(p_ticket_ids[1:granted]) AS id;
+    RETURN QUERY SELECT p_ticket_ids[1:granted], usable_until;
 END;
+$$;
+
+-- How many more requests of p_tokens each an owner's locked limit row admits right now (null: no limit).
+CREATE FUNCTION tollgate_ticket_room(s limit_state, p_rpm integer, p_tpm integer, p_conc integer, p_tokens bigint,
+                                     now_ts timestamptz) RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT least(
+        CASE WHEN p_rpm IS NULL THEN NULL ELSE
+            floor(extract(epoch FROM (interval '60 seconds' - (greatest(s.request_tat, now_ts) - now_ts))) * p_rpm / 60) END,
+        CASE WHEN p_tpm IS NULL OR p_tokens <= 0 THEN NULL ELSE
+            floor(extract(epoch FROM (interval '60 seconds' - (greatest(s.token_tat, now_ts) - now_ts))) * p_tpm / 60 / p_tokens) END,
+        CASE WHEN p_conc IS NULL THEN NULL ELSE p_conc - s.in_flight END)
 $$;
 
 -- Answers after its commit: a ticket the proxy hears of is durable.

@@ -145,6 +145,28 @@ import TollgateTestSupport
         }
     }
 
+    /// Tickets are real holds: granted without headroom they use a limit or budget up exactly as
+    /// many requests would, and the next request is refused by it.
+    @Test func ticketsUseLimitsUpLikeRequests() async throws {
+        try await RepositoryTests.withMigratedDatabase { db in
+            let acme = RepositoryTests.tenant("acme")
+            _ = try await db.transaction { try await RepositoryTests.tenants.insert(acme, on: $0) }
+            let cases: [(RateLimits, Budget?, Int64, String)] = [
+                (RateLimits(requestsPerMinute: 6), nil, 1, "rate:key"),
+                (RateLimits(tokensPerMinute: 60), nil, 1, "tokens:key"),
+                (RateLimits(maxConcurrent: 6), nil, 1, "concurrency:key"),
+                (RateLimits(), Budget(limit: Money(nanos: 600), period: .monthly), 1, "budget:key"),
+            ]
+            for (limits, budget, extraHold, refusal) in cases {
+                let key = try await BatchedAdmissionTests.key(acme, budget: budget, limits: limits, on: db)
+                let grant = try await Self.take(key, count: 16, hold: 100, tokens: 10, headroom: 1, db: db)
+                #expect(grant.ticketIDs.count == 6, "\(refusal)")
+                let next = try await db.read { try await Self.admission.reserve(BatchedAdmissionTests.request(key, hold: extraHold), on: $0) }
+                #expect(next.kind == refusal)
+            }
+        }
+    }
+
     /// A replica that died leaves its tickets to the reaper: charged at their amount, estimated.
     @Test func theReaperChargesExpiredTickets() async throws {
         try await RepositoryTests.withMigratedDatabase { db in

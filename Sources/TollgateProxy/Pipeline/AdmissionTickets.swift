@@ -25,10 +25,11 @@ import TollgateStorage
 /// their amount, marked estimated, like any hold whose outcome is unknown.
 final class TicketedAdmissionGate: AdmissionGate, Service {
     struct Policy: Sendable {
-        /// Tickets a key's pool is topped up to.
+        /// Tickets a key's pool is topped up to: enough for `poolCover` of the key's demand, within
+        /// these bounds. A pool is topped up when it is down to half.
         var poolSize = 16
-        /// A pool is topped up when it has fewer than this.
-        var refillBelow = 8
+        var maxPoolSize = 256
+        var poolCover: Duration = .milliseconds(25)
         /// A grant takes at most 1/headroom of each limit's and budget's remaining room...
         var headroom = 8
         /// ...and nothing if that is fewer than this many tickets: keys with small limits, or near
@@ -62,6 +63,29 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         var model: String?
         var refilling = false
         var quietUntil: ContinuousClock.Instant?
+        /// Demand, measured over windows of at least 100 ms.
+        var demandSince: ContinuousClock.Instant
+        var demandCount = 0
+        var perSecond = 0.0
+
+        init(now: ContinuousClock.Instant, request: ReservationRequest) {
+            lastDemand = now; demandSince = now
+            amount = request.hold.nanos; tokens = request.tokens; endpoint = request.endpoint; model = request.model
+        }
+
+        mutating func recordDemand(at now: ContinuousClock.Instant) {
+            lastDemand = now
+            demandCount += 1
+            let elapsed = now - demandSince
+            guard elapsed >= .milliseconds(100) else { return }
+            perSecond = Double(demandCount) / elapsed.timeInterval
+            demandSince = now
+            demandCount = 0
+        }
+
+        func target(_ policy: Policy) -> Int {
+            min(policy.maxPoolSize, max(policy.poolSize, Int(perSecond * policy.poolCover.timeInterval)))
+        }
     }
 
     private struct State {
@@ -111,11 +135,10 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
             guard !s.closed else { return (nil, nil) }
             guard var pool = s.pools[request.keyID] else {
                 // A key's first request: no tickets until it is seen in use.
-                s.pools[request.keyID] = Pool(lastDemand: now, amount: request.hold.nanos, tokens: request.tokens,
-                                              endpoint: request.endpoint, model: request.model)
+                s.pools[request.keyID] = Pool(now: now, request: request)
                 return (nil, nil)
             }
-            pool.lastDemand = now
+            pool.recordDemand(at: now)
             pool.amount = max(pool.amount, request.hold.nanos)
             pool.tokens = max(pool.tokens, request.tokens)
             var ticket: Ticket?
@@ -126,7 +149,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
                 ticket = pool.tickets.remove(at: i)
             }
             var refill: Int?
-            if !pool.refilling, pool.tickets.count < policy.refillBelow, pool.quietUntil.map({ now >= $0 }) ?? true {
+            if !pool.refilling, pool.tickets.count <= pool.target(policy) / 2, pool.quietUntil.map({ now >= $0 }) ?? true {
                 pool.refilling = true
                 refill = s.epoch
             }
@@ -164,7 +187,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
     /// dropped meanwhile.
     private func refill(keyID: UUID, epoch: Int) async {
         guard let pool = state.withLock({ $0.pools[keyID] }) else { return }
-        let asked = (0..<max(0, policy.poolSize - pool.tickets.count)).map { _ in UUID.random() }
+        let asked = (0..<max(0, pool.target(policy) - pool.tickets.count)).map { _ in UUID.random() }
         var grant = TicketGrant(ticketIDs: [], usableUntil: nil)
         do {
             grant = try await withDeadline(.seconds(3)) { [database, store, proxyID, ticketTTLSeconds, policy] in
