@@ -194,7 +194,7 @@ final class SettlementQueue: Service, Sendable {
         postLinger.wake()
     }
 
-    static let linger: Duration = .milliseconds(5)
+    static let linger: Duration = .milliseconds(20)
 
     /// Writes everything submitted so far in one append and one fsync, then queues it for posting.
     private func journalSubmitted() async {
