@@ -181,11 +181,8 @@ $$;
 --   detailed: the ledger row takes the request id, start, endpoint, model, metadata and traceparent
 --             given here (a ticket's own are placeholders; '' stands for null, -1 for a null start).
 --             The hold is still found, and settled exactly once, by its own id (the ticket's).
-DROP PROCEDURE tollgate_post_settlements(uuid[], bigint[], integer[], integer[], integer[], integer[], integer[],
-                                         boolean[], text[], integer[], integer[], boolean[], bigint[]);
-DROP FUNCTION tollgate_settle_batch(uuid[], bigint[], integer[], integer[], integer[], integer[], integer[],
-                                    boolean[], text[], integer[], integer[]);
-
+-- Overloads of the 0004/0005 versions, which stay: a replica of the previous release still posts
+-- its settlements through them during a rolling upgrade.
 CREATE FUNCTION tollgate_settle_batch(
     p_request_ids uuid[], p_costs bigint[], p_prompt_tokens integer[], p_completion_tokens integer[],
     p_cached_tokens integer[], p_pages integer[], p_status_codes integer[], p_estimated boolean[],

@@ -167,6 +167,26 @@ import TollgateTestSupport
         }
     }
 
+    /// A replica of the previous release still posts through the 11-array procedure (0005) while a
+    /// rolling upgrade has already applied 0006.
+    @Test func thePreviousSettlementProcedureStillWorks() async throws {
+        try await RepositoryTests.withMigratedDatabase { db in
+            let acme = RepositoryTests.tenant("acme")
+            _ = try await db.transaction { try await RepositoryTests.tenants.insert(acme, on: $0) }
+            let key = try await BatchedAdmissionTests.key(acme, budget: Budget(limit: Money(nanos: 1_000_000), period: .monthly), on: db)
+            let requests = [BatchedAdmissionTests.request(key, hold: 100), BatchedAdmissionTests.request(key, hold: 100)]
+            _ = try await db.read { try await Self.admission.reserve(batch: requests, on: $0) }
+            let settled = try await db.read { db in
+                try await db.query("""
+                    CALL tollgate_post_settlements(\(requests.map(\.requestID)), \([Int64(30), 40]), \([Int32(1), 1]), \([Int32(1), 1]),
+                        \([Int32(0), 0]), \([Int32(0), 0]), \([Int32(200), 200]), \([false, false]), \(["", ""]), \([Int32(-1), -1]), \([Int32(-1), -1]))
+                    """, logger: db.logger).collect().first!.decode(([Bool], [Int64]).self).0
+            }
+            #expect(settled == [true, true])
+            #expect(try await BatchedAdmissionTests.rows([key], db: db) == ["-1/0/70"])
+        }
+    }
+
     /// A replica that died leaves its tickets to the reaper: charged at their amount, estimated.
     @Test func theReaperChargesExpiredTickets() async throws {
         try await RepositoryTests.withMigratedDatabase { db in

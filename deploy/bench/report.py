@@ -37,6 +37,9 @@ def stage_means(work):
             sums = [float(v) for v in re.findall(rf"^{metric}_sum(?:{{[^}}]*}})? ([\d.e+-]+)$", text, re.M)]
             counts = [float(v) for v in re.findall(rf"^{metric}_count(?:{{[^}}]*}})? ([\d.e+-]+)$", text, re.M)]
             out[label] = (sum(sums), sum(counts))
+        for path in ("ticket", "exact"):
+            found = re.findall(rf'^tollgate_admissions_total{{path="{path}"}} ([\d.e+-]+)$', text, re.M)
+            out[f"admitted {path}"] = (float(found[0]) if found else 0.0, 0.0)
         return out
     result = {}
     for f in sorted(glob.glob(f"{work}/out/*.metrics.txt")):
@@ -49,6 +52,9 @@ def stage_means(work):
             t0, c0 = before[label] if before else (0.0, 0.0)
             if count > c0:
                 means[label] = 1000 * (total - t0) / (count - c0)
+        admitted = {p: after[f"admitted {p}"][0] - (before[f"admitted {p}"][0] if before else 0.0) for p in ("ticket", "exact")}
+        if sum(admitted.values()) > 0:
+            means["on tickets %"] = 100 * admitted["ticket"] / sum(admitted.values())
         result[scenario] = means
     return result
 
@@ -195,6 +201,9 @@ def main():
         res.append("inside the proxy, means in ms (reservation round trip / upstream first byte / time to headers): " +
                    "; ".join(f"{sc} " + " / ".join(f"{m.get(k, float('nan')):.3f}" for k in ("reservation", "upstream first byte", "headers"))
                              for sc, m in stages.items()))
+        share = [f"{sc} {m['on tickets %']:.1f}%" for sc, m in stages.items() if "on tickets %" in m]
+        if share:
+            res.append("admitted on tickets (no database round trip): " + ", ".join(share))
     db = [f"{s} {r['db_cpu_us_per_request']:.0f}" for (s, p), r in sorted(runs.items())
           if p == "tollgate" and r.get("db_cpu_us_per_request") is not None]
     if db:

@@ -159,9 +159,11 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         if let refillEpoch { Task { await self.refill(keyID: request.keyID, epoch: refillEpoch) } }
         if let ticket {
             counters.withLock { $0.claimed += 1 }
+            ProxyMetrics.admittedOnTicket.increment()
             return Admission(outcome: .admitted(remainingRequests: nil, remainingTokens: nil), holdID: ticket.id, onTicket: true)
         }
         counters.withLock { $0.exact += 1 }
+        ProxyMetrics.admittedExactly.increment()
         let admission = try await exact.admission(for: request)
         if case .admitted = admission.outcome {} else { giveBack(keyID: request.keyID) }
         return admission

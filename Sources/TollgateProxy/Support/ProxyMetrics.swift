@@ -52,6 +52,10 @@ enum ProxyMetrics {
         counter("tollgate_cost_nanos_total", dimensions).increment(by: costNanos)
     }
 
+    /// Admissions by path: on a ticket (no round trip) or exactly (one round trip, whatever its outcome).
+    static let admittedOnTicket = Counter(label: "tollgate_admissions_total", dimensions: [("path", "ticket")])
+    static let admittedExactly = Counter(label: "tollgate_admissions_total", dimensions: [("path", "exact")])
+
     static func rejection(_ reason: String) {
         counter("tollgate_rejections_total", [("reason", reason)]).increment()
     }
