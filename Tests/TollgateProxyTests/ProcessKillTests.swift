@@ -75,7 +75,8 @@ struct ProcessKillTests {
 
     /// Starts a real `tollgate-proxy` on a free port against `databaseURL`, logging to a file in a
     /// fresh work directory (which also holds its journal).
-    static func spawnProxy(databaseURL: String, proxyID: String, totalTimeoutSeconds: Int) throws -> (Process, URL) {
+    static func spawnProxy(databaseURL: String, proxyID: String, totalTimeoutSeconds: Int,
+                           environment extra: [String: String] = [:]) throws -> (Process, URL) {
         let work = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("tg-proc-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         let log = work.appendingPathComponent("proxy.log")
@@ -89,7 +90,7 @@ struct ProcessKillTests {
             "TOLLGATE_PROXY_PORT": "0", "TOLLGATE_JOURNAL_DIR": work.path, "TOLLGATE_PROXY_ID": proxyID,
             "TOLLGATE_UPSTREAM_TOTAL_TIMEOUT_SECONDS": "\(totalTimeoutSeconds)", "TOLLGATE_HOLD_GRACE_SECONDS": "1",
             "LOG_FORMAT": "text", "LOG_LEVEL": "info", "TOLLGATE_DATABASE_POOL_SIZE": "4",
-        ]
+        ].merging(extra) { $1 }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: log)
@@ -108,7 +109,8 @@ struct ProcessKillTests {
     }
 
     /// SIGTERM mid-stream: the proxy stops accepting, lets the stream finish, flushes its
-    /// settlement, and exits 0. The request is charged its real usage, not an estimate.
+    /// settlement, gives its unused admission tickets back, and exits 0. The request is charged its
+    /// real usage, not an estimate.
     @Test(.timeLimit(.minutes(2)))
     func gracefulShutdownFinishesStreamsAndFlushesSettlements() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary.path),
@@ -124,10 +126,23 @@ struct ProcessKillTests {
                 defer { group.cancelAll() }
                 let database = Database(client: postgres, logger: logger)
                 let seed = try await ProxyHarness.seed(database: database, upstream: server.baseURL, options: KeyOptions())
-                let (process, work) = try Self.spawnProxy(databaseURL: testDatabase.url, proxyID: "leaving", totalTimeoutSeconds: 30)
+                // Tickets are kept while the key is idle, so only shutdown can give them back in time.
+                let (process, work) = try Self.spawnProxy(databaseURL: testDatabase.url, proxyID: "leaving", totalTimeoutSeconds: 30,
+                                                          environment: ["TOLLGATE_ADMISSION_TICKET_IDLE_MS": "60000"])
                 defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
                 let port = try await Self.listeningPort(log: work.appendingPathComponent("proxy.log"))
                 let http = HTTPClient.shared  // process-wide; never shut down, so an early throw cannot leak it
+                // Two requests: the key is in use and gets a pool of tickets.
+                for _ in 0..<2 {
+                    let plain = try await http.execute(Self.chatStream(port: port, key: seed.secret), timeout: .seconds(20))
+                    _ = try await plain.body.collect(upTo: 1 << 20)
+                }
+                var pooled: Int64 = 0
+                for _ in 0..<100 where pooled == 0 {
+                    pooled = try await Self.single(database, "SELECT count(*) FROM holds WHERE ticket")
+                    if pooled == 0 { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                #expect(pooled > 0, "tickets were granted")
                 let response = try await http.execute(Self.chatStream(port: port, key: seed.secret), timeout: .seconds(20))
                 var iterator = response.body.makeAsyncIterator()
                 var received = ByteBuffer()
@@ -141,7 +156,9 @@ struct ProcessKillTests {
                 #expect(!process.isRunning)
                 #expect(process.terminationStatus == 0)
                 #expect(try await Self.single(database, "SELECT count(*) FROM holds") == 0)
-                #expect(try await Self.single(database, "SELECT count(*) FROM usage_ledger WHERE NOT estimated AND completion_tokens = 30") == 1)
+                #expect(try await Self.single(database, "SELECT count(*) FROM usage_ledger WHERE NOT estimated AND completion_tokens = 30") == 3)
+                let reserved = try await Self.single(database, "SELECT coalesce(sum(reserved_nanos), 0)::bigint FROM budget_windows")
+                #expect(reserved == 0)
                 try? FileManager.default.removeItem(at: work)
             }
         }
