@@ -126,8 +126,10 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
     /// and tickets given back.
     var statistics: (claimed: Int, exact: Int, granted: Int, released: Int) { counters.withLock { $0 } }
 
+    /// Exact admission only: an outcome alone cannot say which hold to settle, so tickets are
+    /// only handed out through `admission(for:)`.
     func admit(_ request: ReservationRequest) async throws -> ReservationOutcome {
-        try await admission(for: request).outcome
+        try await exact.admit(request)
     }
 
     func admission(for request: ReservationRequest) async throws -> Admission {
