@@ -163,13 +163,16 @@ $$;
 CREATE PROCEDURE tollgate_take_tickets(
     p_ticket_ids uuid[], p_key_id uuid, p_amount bigint, p_tokens bigint, p_proxy_id text, p_ttl_seconds integer,
     p_endpoint text, p_model text, p_headroom integer, p_min_count integer,
-    INOUT ticket_ids uuid[] DEFAULT NULL, INOUT valid_until_ms bigint DEFAULT NULL
+    INOUT ticket_ids uuid[] DEFAULT NULL, INOUT valid_for_ms bigint DEFAULT NULL
 )
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- valid_until_ms: epoch milliseconds, -1 for no end.
-    SELECT g.ticket_ids, CASE WHEN g.valid_until = 'infinity' THEN -1 ELSE (extract(epoch FROM g.valid_until) * 1000)::bigint END
-      INTO ticket_ids, valid_until_ms
+    -- valid_for_ms: how long from now the tickets may be used, -1 for no end. A duration, not an
+    -- instant, so that the proxy's clock does not have to agree with the database's.
+    SELECT g.ticket_ids,
+           CASE WHEN g.valid_until = 'infinity' THEN -1
+                ELSE greatest(0, floor(extract(epoch FROM (g.valid_until - clock_timestamp())) * 1000))::bigint END
+      INTO ticket_ids, valid_for_ms
       FROM tollgate_grant_tickets(p_ticket_ids, p_key_id, p_amount, p_tokens, p_proxy_id, p_ttl_seconds,
                                   p_endpoint, p_model, p_headroom, p_min_count) g;
     COMMIT;

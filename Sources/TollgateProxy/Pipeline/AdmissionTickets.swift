@@ -51,8 +51,10 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         let id: UUID
         let amount: Int64
         let tokens: Int64
+        /// When the grant was asked for: its ages and ends are counted from before the database
+        /// granted it, so they err on the early side (the hold's expiry is counted from later).
         let granted: ContinuousClock.Instant
-        let usableUntil: Date?
+        let usableUntil: ContinuousClock.Instant?
     }
 
     private struct Pool {
@@ -95,6 +97,8 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         /// Bumped when pools are dropped: a grant that began before must not fill the new ones.
         var epoch = 0
         var closed = false
+        /// Grants on their way: shutdown waits for them, so their tickets are given back too.
+        var refillsInFlight = 0
     }
 
     let exact: any AdmissionGate
@@ -134,7 +138,6 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
 
     func admission(for request: ReservationRequest) async throws -> Admission {
         let now = ContinuousClock.now
-        let wallNow = Date()
         let (ticket, refillEpoch) = state.withLock { s -> (Ticket?, Int?) in
             guard !s.closed else { return (nil, nil) }
             guard var pool = s.pools[request.keyID] else {
@@ -148,13 +151,14 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
             var ticket: Ticket?
             if let i = pool.tickets.firstIndex(where: {
                 $0.amount >= request.hold.nanos && $0.tokens >= request.tokens && now - $0.granted < policy.maxAge
-                    && ($0.usableUntil.map { wallNow < $0 } ?? true)
+                    && ($0.usableUntil.map { now < $0 } ?? true)
             }) {
                 ticket = pool.tickets.remove(at: i)
             }
             var refill: Int?
             if !pool.refilling, pool.tickets.count <= pool.target(policy) / 2, pool.quietUntil.map({ now >= $0 }) ?? true {
                 pool.refilling = true
+                s.refillsInFlight += 1
                 refill = s.epoch
             }
             s.pools[request.keyID] = pool
@@ -192,9 +196,16 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
     /// Tops `keyID`'s pool up in one round trip; gives the tickets back at once if the pools were
     /// dropped meanwhile.
     private func refill(keyID: UUID, epoch: Int) async {
-        guard let pool = state.withLock({ $0.pools[keyID] }) else { return }
+        guard let pool = state.withLock({ s -> Pool? in
+            guard let pool = s.pools[keyID], s.epoch == epoch, !s.closed else {
+                s.refillsInFlight -= 1
+                return nil
+            }
+            return pool
+        }) else { return }
         let asked = (0..<max(0, pool.target(policy) - pool.tickets.count)).map { _ in UUID.random() }
-        var grant = TicketGrant(ticketIDs: [], usableUntil: nil)
+        let asking = ContinuousClock.now
+        var grant = TicketGrant(ticketIDs: [], usableFor: nil)
         do {
             grant = try await withDeadline(.seconds(3)) { [database, store, proxyID, ticketTTLSeconds, policy] in
                 try await database.read { db in
@@ -216,16 +227,18 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
                 self?.release(asked, counted: false)
             }
         }
-        let granted = ContinuousClock.now
+        let answered = ContinuousClock.now
         let unwanted = state.withLock { s -> [UUID] in
+            s.refillsInFlight -= 1
             guard s.epoch == epoch, !s.closed, var current = s.pools[keyID] else { return grant.ticketIDs }
             current.refilling = false
             if grant.ticketIDs.isEmpty {
-                current.quietUntil = granted + policy.quietAfterRefusal
+                current.quietUntil = answered + policy.quietAfterRefusal
             } else {
                 current.quietUntil = nil
                 current.tickets += grant.ticketIDs.map {
-                    Ticket(id: $0, amount: pool.amount, tokens: pool.tokens, granted: granted, usableUntil: grant.usableUntil)
+                    Ticket(id: $0, amount: pool.amount, tokens: pool.tokens, granted: asking,
+                           usableUntil: grant.usableFor.map { asking + $0 })
                 }
             }
             s.pools[keyID] = current
@@ -248,7 +261,6 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
 
     /// Gives back idle keys' tickets and tickets too old to use.
     func sweep(now: ContinuousClock.Instant = .now) {
-        let wallNow = Date()
         let stale = state.withLock { s -> [UUID] in
             var stale: [UUID] = []
             for (keyID, var pool) in s.pools {
@@ -258,7 +270,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
                     continue
                 }
                 let (old, fresh) = pool.tickets.partitioned {
-                    now - $0.granted >= policy.maxAge || ($0.usableUntil.map { wallNow >= $0 } ?? false)
+                    now - $0.granted >= policy.maxAge || ($0.usableUntil.map { now >= $0 } ?? false)
                 }
                 guard !old.isEmpty else { continue }
                 stale += old.map(\.id)
@@ -290,6 +302,13 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
             return s.pools.values.flatMap { $0.tickets.map(\.id) }
         }
         release(tickets)
+        // A grant still on its way gives its tickets back when it lands (closed): wait for it, so
+        // those releases reach the settlement queue before its final flush. Bounded by the grant's
+        // own deadline.
+        let deadline = ContinuousClock.now + .seconds(4)
+        while state.withLock({ $0.refillsInFlight > 0 }), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
     }
 }
 

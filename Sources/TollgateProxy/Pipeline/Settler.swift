@@ -156,7 +156,7 @@ final class SettlementQueue: Service, Sendable {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await _ in self.journalWakeUp {
-                        await self.linger(self.journalLinger)
+                        await self.linger(self.journalLinger, for: Self.journalPause)
                         await self.journalSubmitted()
                     }
                     // Shutting down: journal the stragglers, then let the post loop finish.
@@ -165,7 +165,7 @@ final class SettlementQueue: Service, Sendable {
                 }
                 group.addTask {
                     for await _ in self.postWakeUp {
-                        await self.linger(self.postLinger)
+                        await self.linger(self.postLinger, for: Self.postPause)
                         guard await self.drain() else { return }
                     }
                     // Shutting down: post what is left, within the flush limit.
@@ -183,9 +183,9 @@ final class SettlementQueue: Service, Sendable {
     /// commit cover several settlements instead of one each (measured: at one connection, every
     /// request paid for a second commit and a journal fsync). Nobody waits for it: the client already
     /// has its response, and the hold stays reserved until the post lands.
-    private func linger(_ sleep: WakeableSleep) async {
+    private func linger(_ sleep: WakeableSleep, for duration: Duration) async {
         guard shutdownDeadline.withLock({ $0 == nil }), progress.withLock({ $0.waiters.isEmpty }) else { return }
-        await sleep.sleep(for: Self.linger)
+        await sleep.sleep(for: duration)
     }
 
     /// Ends both loops' lingering (a request waits for posting, or shutdown began).
@@ -194,10 +194,14 @@ final class SettlementQueue: Service, Sendable {
         postLinger.wake()
     }
 
-    /// Measured at one connection (2 cores shared with Postgres): 5 ms cost Postgres 253 µs of CPU
-    /// per request, 20 ms 121 µs, 100 ms 49 µs, and the gateway's added p50 fell with it (0.44 ->
-    /// 0.30 ms). Longer only delays when spend shows; a refusal that waits for posting ends it.
-    static let linger: Duration = .milliseconds(100)
+    /// Posting: measured at one connection (2 cores shared with Postgres), lingering 5 ms cost
+    /// Postgres 253 µs of CPU per request, 20 ms 121 µs, 100 ms 49 µs, and the gateway's added p50
+    /// fell with it (0.44 -> 0.30 ms). Longer only delays when spend shows; a refusal that waits
+    /// for posting ends it.
+    static let postPause: Duration = .milliseconds(100)
+    /// Journaling stays short: a settlement not yet in the journal when the process dies is charged
+    /// by the reaper at its whole hold.
+    static let journalPause: Duration = .milliseconds(5)
 
     /// Writes everything submitted so far in one append and one fsync, then queues it for posting.
     private func journalSubmitted() async {

@@ -91,11 +91,10 @@ public struct AdmissionStore: Sendable {
                                        \(Int32(clamping: ttlSeconds)), \(endpoint), \(model), \(Int32(clamping: headroom)),
                                        \(Int32(clamping: minimum)))
             """, logger: logger)
-        for try await (ids, until) in rows.decode(([UUID]?, Int64?).self) {
-            return TicketGrant(ticketIDs: ids ?? [],
-                               usableUntil: until.flatMap { $0 < 0 ? nil : Date(timeIntervalSince1970: Double($0) / 1000) })
+        for try await (ids, validFor) in rows.decode(([UUID]?, Int64?).self) {
+            return TicketGrant(ticketIDs: ids ?? [], usableFor: validFor.flatMap { $0 < 0 ? nil : .milliseconds($0) })
         }
-        return TicketGrant(ticketIDs: [], usableUntil: nil)
+        return TicketGrant(ticketIDs: [], usableFor: nil)
     }
 
     static func outcome(_ row: (String, String?, Int64?, Date?, Int64?, Int64?)) throws -> ReservationOutcome {
@@ -119,10 +118,11 @@ public struct AdmissionStore: Sendable {
 /// Tickets granted to one replica for one key.
 public struct TicketGrant: Sendable, Equatable {
     public var ticketIDs: [UUID]
-    /// Not to be used from then on (the key expires, or a budget window ends); nil: no such end.
-    public var usableUntil: Date?
+    /// How long from the answer the tickets may be used (until the key expires or a budget window
+    /// ends); nil: no such end. A duration, so the proxy's clock need not agree with the database's.
+    public var usableFor: Duration?
 
-    public init(ticketIDs: [UUID], usableUntil: Date?) { self.ticketIDs = ticketIDs; self.usableUntil = usableUntil }
+    public init(ticketIDs: [UUID], usableFor: Duration?) { self.ticketIDs = ticketIDs; self.usableFor = usableFor }
 }
 
 public enum AdmissionError: Error { case unknownOutcome(String) }
