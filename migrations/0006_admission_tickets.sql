@@ -93,6 +93,8 @@ BEGIN
         END IF;
         IF p_amount > 0 THEN
             n := least(n, floor((t.budget_limit_nanos - tb.spent_nanos - tb.reserved_nanos)::numeric / (headroom * p_amount)));
+        ELSIF tb.spent_nanos + tb.reserved_nanos > t.budget_limit_nanos THEN
+            n := 0;  -- over budget (an overshoot): even a free request is refused, as by tollgate_reserve_batch
         END IF;
     END IF;
     IF k_window IS NOT NULL THEN
@@ -105,6 +107,8 @@ BEGIN
         END IF;
         IF p_amount > 0 THEN
             n := least(n, floor((k.budget_limit_nanos - kb.spent_nanos - kb.reserved_nanos)::numeric / (headroom * p_amount)));
+        ELSIF kb.spent_nanos + kb.reserved_nanos > k.budget_limit_nanos THEN
+            n := 0;  -- over budget (an overshoot): even a free request is refused, as by tollgate_reserve_batch
         END IF;
     END IF;
     -- A few tickets are not worth their cost to other replicas (idle capacity they cannot use).
@@ -154,8 +158,10 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT least(
         CASE WHEN p_rpm IS NULL THEN NULL ELSE
             floor(extract(epoch FROM (interval '60 seconds' - (greatest(s.request_tat, now_ts) - now_ts))) * p_rpm / 60) END,
-        CASE WHEN p_tpm IS NULL OR p_tokens <= 0 THEN NULL ELSE
-            floor(extract(epoch FROM (interval '60 seconds' - (greatest(s.token_tat, now_ts) - now_ts))) * p_tpm / 60 / p_tokens) END,
+        CASE WHEN p_tpm IS NULL THEN NULL
+             -- Requests of no tokens: refused only while usage has run the clock over a minute ahead.
+             WHEN p_tokens <= 0 THEN CASE WHEN s.token_tat - now_ts > interval '60 seconds' THEN 0 END
+             ELSE floor(extract(epoch FROM (interval '60 seconds' - (greatest(s.token_tat, now_ts) - now_ts))) * p_tpm / 60 / p_tokens) END,
         CASE WHEN p_conc IS NULL THEN NULL ELSE p_conc - s.in_flight END)
 $$;
 

@@ -136,12 +136,21 @@ import TollgateTestSupport
             let usableFor = try #require(grant.usableFor)
             #expect(abs(Date().addingTimeInterval(Double(usableFor.components.seconds)).timeIntervalSince(end)) < 2)
 
+            // Over budget after an overshoot: no tickets, not even free ones (the exact path refuses them too).
+            let overspent = try await BatchedAdmissionTests.key(beta, budget: Budget(limit: Money(nanos: 100), period: .daily), on: db)
+            let r = BatchedAdmissionTests.request(overspent, hold: 100)
+            _ = try await db.read { try await Self.admission.reserve(r, on: $0) }
+            _ = try await db.read { try await Self.settlement.settle(BatchedAdmissionTests.settle(r, cost: 150), on: $0) }
+            #expect(try await Self.take(overspent, count: 16, hold: 0, db: db).ticketIDs.isEmpty)
+            let free = try await db.read { try await Self.admission.reserve(BatchedAdmissionTests.request(overspent, hold: 0), on: $0) }
+            #expect(free.kind == "budget:key")
+
             let revoked = try await BatchedAdmissionTests.key(beta, on: db)
             _ = try await db.transaction { try await BatchedAdmissionTests.keys.revoke(tenantID: beta.id, id: revoked, on: $0) }
             #expect(try await Self.take(revoked, count: 16, db: db).ticketIDs.isEmpty)
             #expect(try await Self.take(UUID(), count: 16, db: db).ticketIDs.isEmpty)
-            let free = try await BatchedAdmissionTests.key(beta, on: db)
-            let unlimited = try await Self.take(free, count: 16, db: db)
+            let plain = try await BatchedAdmissionTests.key(beta, on: db)
+            let unlimited = try await Self.take(plain, count: 16, db: db)
             #expect(unlimited.ticketIDs.count == 16 && unlimited.usableFor == nil)
         }
     }
