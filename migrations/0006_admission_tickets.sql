@@ -68,72 +68,28 @@ BEGIN
 
     -- Lock (creating on first use) in the global order, reading the room as locked.
     IF t_limited THEN
-        SELECT * INTO ts FROM limit_state WHERE owner_id = t.id FOR UPDATE;
-        IF NOT FOUND THEN
-            INSERT INTO limit_state (owner_id, tenant_id, owner_kind) VALUES (t.id, t.id, 'tenant') ON CONFLICT DO NOTHING;
-            SELECT * INTO ts FROM limit_state WHERE owner_id = t.id FOR UPDATE;
-        END IF;
+        ts := tollgate_locked_limit_row(t.id, t.id, 'tenant');
         n := least(n, floor(tollgate_ticket_room(ts, t.rpm_limit, t.tpm_limit, t.max_concurrent, p_tokens, now_ts) / headroom));
     END IF;
     IF k_limited THEN
-        SELECT * INTO ks FROM limit_state WHERE owner_id = k.id FOR UPDATE;
-        IF NOT FOUND THEN
-            INSERT INTO limit_state (owner_id, tenant_id, owner_kind) VALUES (k.id, t.id, 'key') ON CONFLICT DO NOTHING;
-            SELECT * INTO ks FROM limit_state WHERE owner_id = k.id FOR UPDATE;
-        END IF;
+        ks := tollgate_locked_limit_row(k.id, t.id, 'key');
         n := least(n, floor(tollgate_ticket_room(ks, k.rpm_limit, k.tpm_limit, k.max_concurrent, p_tokens, now_ts) / headroom));
     END IF;
     IF t_window IS NOT NULL THEN
-        SELECT * INTO tb FROM budget_windows WHERE owner_id = t.id AND window_start = t_window FOR UPDATE;
-        IF NOT FOUND THEN
-            INSERT INTO budget_windows (owner_id, window_start, tenant_id, owner_kind, window_end, limit_nanos)
-            VALUES (t.id, t_window, t.id, 'tenant', tollgate_window_end(t.budget_period, t_window), t.budget_limit_nanos)
-            ON CONFLICT DO NOTHING;
-            SELECT * INTO tb FROM budget_windows WHERE owner_id = t.id AND window_start = t_window FOR UPDATE;
-        END IF;
-        IF p_amount > 0 THEN
-            n := least(n, floor((t.budget_limit_nanos - tb.spent_nanos - tb.reserved_nanos)::numeric / (headroom * p_amount)));
-        ELSIF tb.spent_nanos + tb.reserved_nanos > t.budget_limit_nanos THEN
-            n := 0;  -- over budget (an overshoot): even a free request is refused, as by tollgate_reserve_batch
-        END IF;
+        tb := tollgate_locked_budget_row(t.id, t_window, t.id, 'tenant', t.budget_period, t.budget_limit_nanos);
+        n := least(n, tollgate_ticket_budget_room(tb, t.budget_limit_nanos, p_amount, headroom));
     END IF;
     IF k_window IS NOT NULL THEN
-        SELECT * INTO kb FROM budget_windows WHERE owner_id = k.id AND window_start = k_window FOR UPDATE;
-        IF NOT FOUND THEN
-            INSERT INTO budget_windows (owner_id, window_start, tenant_id, owner_kind, window_end, limit_nanos)
-            VALUES (k.id, k_window, t.id, 'key', tollgate_window_end(k.budget_period, k_window), k.budget_limit_nanos)
-            ON CONFLICT DO NOTHING;
-            SELECT * INTO kb FROM budget_windows WHERE owner_id = k.id AND window_start = k_window FOR UPDATE;
-        END IF;
-        IF p_amount > 0 THEN
-            n := least(n, floor((k.budget_limit_nanos - kb.spent_nanos - kb.reserved_nanos)::numeric / (headroom * p_amount)));
-        ELSIF kb.spent_nanos + kb.reserved_nanos > k.budget_limit_nanos THEN
-            n := 0;  -- over budget (an overshoot): even a free request is refused, as by tollgate_reserve_batch
-        END IF;
+        kb := tollgate_locked_budget_row(k.id, k_window, t.id, 'key', k.budget_period, k.budget_limit_nanos);
+        n := least(n, tollgate_ticket_budget_room(kb, k.budget_limit_nanos, p_amount, headroom));
     END IF;
     -- A few tickets are not worth their cost to other replicas (idle capacity they cannot use).
     IF n < greatest(p_min_count, 1) THEN RETURN; END IF;
     granted := n::integer;
 
     -- n requests admitted one after another: each clock moves n intervals from max(clock, now).
-    IF t_limited THEN
-        UPDATE limit_state SET
-            request_tat = CASE WHEN t.rpm_limit IS NULL THEN request_tat
-                               ELSE greatest(request_tat, now_ts) + make_interval(secs => 60.0 * granted / t.rpm_limit) END,
-            token_tat = CASE WHEN t.tpm_limit IS NULL THEN token_tat
-                             ELSE greatest(token_tat, now_ts) + make_interval(secs => 60.0 * granted * p_tokens / t.tpm_limit) END,
-            in_flight = in_flight + granted
-        WHERE owner_id = t.id;
-    END IF;
-    IF k_limited THEN
-        UPDATE limit_state SET
-            request_tat = CASE WHEN k.rpm_limit IS NULL THEN request_tat
-                               ELSE greatest(request_tat, now_ts) + make_interval(secs => 60.0 * granted / k.rpm_limit) END,
-            token_tat = CASE WHEN k.tpm_limit IS NULL THEN token_tat
-                             ELSE greatest(token_tat, now_ts) + make_interval(secs => 60.0 * granted * p_tokens / k.tpm_limit) END,
-            in_flight = in_flight + granted
-        WHERE owner_id = k.id;
-    END IF;
+    IF t_limited THEN PERFORM tollgate_charge_limit_row(t.id, t.rpm_limit, t.tpm_limit, granted, p_tokens, now_ts); END IF;
+    IF k_limited THEN PERFORM tollgate_charge_limit_row(k.id, k.rpm_limit, k.tpm_limit, granted, p_tokens, now_ts); END IF;
     IF t_window IS NOT NULL THEN
         UPDATE budget_windows SET reserved_nanos = reserved_nanos + granted * p_amount, limit_nanos = t.budget_limit_nanos
         WHERE owner_id = t.id AND window_start = t_window;
@@ -149,6 +105,62 @@ BEGIN
       FROM unnest(p_ticket_ids[1:granted]) AS id;
     RETURN QUERY SELECT p_ticket_ids[1:granted], usable_until;
 END;
+$$;
+
+-- An owner's limit row, locked (created on first use).
+CREATE FUNCTION tollgate_locked_limit_row(p_owner uuid, p_tenant uuid, p_kind text) RETURNS limit_state
+LANGUAGE plpgsql AS $$
+DECLARE
+    row limit_state%ROWTYPE;
+BEGIN
+    SELECT * INTO row FROM limit_state WHERE owner_id = p_owner FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO limit_state (owner_id, tenant_id, owner_kind) VALUES (p_owner, p_tenant, p_kind) ON CONFLICT DO NOTHING;
+        SELECT * INTO row FROM limit_state WHERE owner_id = p_owner FOR UPDATE;
+    END IF;
+    RETURN row;
+END;
+$$;
+
+-- An owner's budget row for a window, locked (created on first use).
+CREATE FUNCTION tollgate_locked_budget_row(p_owner uuid, p_window timestamptz, p_tenant uuid, p_kind text,
+                                           p_period text, p_limit bigint) RETURNS budget_windows
+LANGUAGE plpgsql AS $$
+DECLARE
+    row budget_windows%ROWTYPE;
+BEGIN
+    SELECT * INTO row FROM budget_windows WHERE owner_id = p_owner AND window_start = p_window FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO budget_windows (owner_id, window_start, tenant_id, owner_kind, window_end, limit_nanos)
+        VALUES (p_owner, p_window, p_tenant, p_kind, tollgate_window_end(p_period, p_window), p_limit)
+        ON CONFLICT DO NOTHING;
+        SELECT * INTO row FROM budget_windows WHERE owner_id = p_owner AND window_start = p_window FOR UPDATE;
+    END IF;
+    RETURN row;
+END;
+$$;
+
+-- Tickets of p_amount a locked budget row has room for, 1/p_headroom of what is left (null: no bound).
+-- Over budget (after an overshoot) even free tickets get none, as tollgate_reserve_batch refuses
+-- free requests then.
+CREATE FUNCTION tollgate_ticket_budget_room(b budget_windows, p_limit bigint, p_amount bigint, p_headroom numeric)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_amount > 0 THEN floor((p_limit - b.spent_nanos - b.reserved_nanos)::numeric / (p_headroom * p_amount))
+                WHEN b.spent_nanos + b.reserved_nanos > p_limit THEN 0 END
+$$;
+
+-- Charges n requests of p_tokens each to an owner's (locked) limit row.
+CREATE FUNCTION tollgate_charge_limit_row(p_owner uuid, p_rpm integer, p_tpm integer, p_count integer, p_tokens bigint,
+                                          now_ts timestamptz) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE limit_state SET
+        request_tat = CASE WHEN p_rpm IS NULL THEN request_tat
+                           ELSE greatest(request_tat, now_ts) + make_interval(secs => 60.0 * p_count / p_rpm) END,
+        token_tat = CASE WHEN p_tpm IS NULL THEN token_tat
+                         ELSE greatest(token_tat, now_ts) + make_interval(secs => 60.0 * p_count * p_tokens / p_tpm) END,
+        in_flight = in_flight + p_count
+    WHERE owner_id = p_owner
 $$;
 
 -- How many more requests of p_tokens each an owner's locked limit row admits right now (null: no limit).
