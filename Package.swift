@@ -14,6 +14,7 @@ import PackageDescription
 //   tollgate-proxy      executable serving TollgateProxy
 //   MockMistral         the one fake: a faithful Mistral API double for tests, benchmarks, local stack
 //   tollgate-mock-mistral  executable serving MockMistral
+//   tollgate-client-probe  benchmark helper: the upstream HTTP client's own cost, without the proxy
 //   TollgateTestSupport throwaway Postgres clusters for tests
 
 let swiftSettings: [SwiftSetting] = [
@@ -28,6 +29,7 @@ let package = Package(
         .executable(name: "tollgate", targets: ["tollgate"]),
         .executable(name: "tollgate-mock-mistral", targets: ["tollgate-mock-mistral"]),
         .executable(name: "tollgate-proxy", targets: ["tollgate-proxy"]),
+        .executable(name: "tollgate-client-probe", targets: ["tollgate-client-probe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -194,6 +196,17 @@ let package = Package(
                 "MockMistral",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Benchmark helper: what the upstream HTTP client costs by itself (deploy/bench, scenario "client").
+        .executableTarget(
+            name: "tollgate-client-probe",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -18,3 +18,17 @@ struct RandomUUIDTests {
         #expect(seen.count == 10_000)
     }
 }
+
+@Suite("UUID text")
+struct UUIDTextTests {
+    /// The hand-written formatter agrees with Foundation's on random ids and on the extremes.
+    @Test func lowercasedStringMatchesFoundation() {
+        let fixed = [UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)),
+                     UUID(uuid: (255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255)),
+                     UUID(uuidString: "0123ABCD-4567-89EF-FEDC-BA9876543210")!]
+        for id in fixed + (0..<1_000).map({ _ in UUID.random() }) {
+            #expect(id.lowercasedString == id.uuidString.lowercased())
+            #expect(UUID(uuidString: id.lowercasedString) == id)
+        }
+    }
+}

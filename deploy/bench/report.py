@@ -26,6 +26,20 @@ def load(work):
     return runs, ledgers, idle, lookups
 
 
+def client_probe(work):
+    """tollgate-client-probe's runs, averaged per (client, connections); warm-up runs left out."""
+    path = f"{work}/out/client.probe.jsonl"
+    if not os.path.exists(path):
+        return {}
+    groups = {}
+    for line in open(path):
+        d = json.loads(line)
+        if d["client"] != "warmup":
+            groups.setdefault((d["client"], d["connections"]), []).append(d)
+    return {k: {m: statistics.mean(r[m] for r in v) for m in ("p50_ms", "req_per_s", "client_cpu_us_per_req")}
+            for k, v in groups.items()}
+
+
 def stage_means(work):
     """Mean reservation round trip, upstream first byte and time to response headers per scenario,
     from the proxy's /metrics snapshots taken after each Tollgate run (cumulative, so diffed)."""
@@ -208,6 +222,11 @@ def main():
           if p == "tollgate" and r.get("db_cpu_us_per_request") is not None]
     if db:
         res.append("Postgres CPU µs/request (admission + settlement): " + ", ".join(db))
+    probe = client_probe(a.work)
+    if probe:
+        res.append("upstream HTTP client alone, against the mock (no proxy), mean of 2 runs: " + "; ".join(
+            f"{client} c{c} p50 {m['p50_ms']:.3f} ms, {m['req_per_s']:,.0f} req/s, {m['client_cpu_us_per_req']:.0f} µs CPU/req"
+            for (client, c), m in sorted(probe.items(), key=lambda kv: (kv[0][1], kv[0][0]))))
     peaks = [f"{s} {r['rss_peak_kb'] / 1024:.0f}" for (s, p), r in sorted(runs.items()) if p == "tollgate" and r.get("rss_peak_kb")]
     res.append("proxy peak RSS MB by scenario: " + ", ".join(peaks))
 
@@ -261,7 +280,8 @@ def main():
     print("\n" + text)
     out = {"context": ctx, "table": text,
            "runs": {f"{s}.{p}": r for (s, p), r in sorted(runs.items())},
-           "ledger": ledgers, "idle": idle, "key_lookup": lookups}
+           "ledger": ledgers, "idle": idle, "key_lookup": lookups,
+           "client_probe": {f"{client}.c{c}": m for (client, c), m in client_probe(a.work).items()}}
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     json.dump(out, open(a.json, "w"), indent=1)
     print(f"\nresults: {a.json}")

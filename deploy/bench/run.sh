@@ -13,7 +13,7 @@
 #   BENCH_DURATION=10     seconds per wrk measurement      BENCH_WARMUP=2  seconds of warm-up before each
 #   BENCH_PIN=0           1: wrk and the streaming client on core 1; proxy(s) and nginx on core 0;
 #                         mock and Postgres float. See README "Benchmarks" for the trade-off.
-#   BENCH_SCENARIOS=all   or a space-separated subset of: chat1 chat32 chat128 stream embed keys replicas
+#   BENCH_SCENARIOS=all   or a space-separated subset of: chat1 chat32 chat128 stream embed keys replicas client
 #   BENCH_KEYS="10000 1000000"   key counts for the lookup scenario
 #   BENCH_SKIP_BUILD=0    1: use binaries already in $BENCH_BIN
 #   BENCH_BIN             default .build-bench/release (built with --scratch-path .build-bench)
@@ -38,12 +38,12 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 # ---------------------------------------------------------------- build + tools
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  for product in tollgate tollgate-admin tollgate-mock-mistral tollgate-proxy; do
+  for product in tollgate tollgate-admin tollgate-mock-mistral tollgate-proxy tollgate-client-probe; do
     log "building $product (release, --scratch-path .build-bench)"
     swift build -c release --scratch-path "$root/.build-bench" --product "$product" >/dev/null
   done
 fi
-for exe in tollgate tollgate-admin tollgate-mock-mistral tollgate-proxy; do
+for exe in tollgate tollgate-admin tollgate-mock-mistral tollgate-proxy tollgate-client-probe; do
   [ -x "$bin/$exe" ] || { echo "missing $bin/$exe" >&2; exit 1; }
 done
 if ! command -v nginx >/dev/null; then
@@ -274,6 +274,14 @@ for spec in "chat1:chat:1" "chat32:chat:32" "chat128:chat:128" "embed1:embed:1" 
     run_wrk "$name" "$label" "$port" "$key" "$body" "$conns" "$urlpath"
   done
 done
+
+# The upstream HTTP client by itself, against the same mock with no proxy: AsyncHTTPClient as the
+# proxy uses it, and a bare SwiftNIO connection (the floor for any client on this stack).
+if want client; then
+  log "client: the upstream HTTP client alone, c1 and c32, $(( duration / 2 ))s per run"
+  "${load_pin[@]}" "$bin/tollgate-client-probe" "$mock_port" "$work/chat.json" "$mock_key" "$(( duration / 2 ))" 1 32 \
+    > "$work/out/client.probe.jsonl"
+fi
 
 if want stream; then
   for p in "${paths[@]}"; do

@@ -5,11 +5,13 @@ import Foundation
 /// pepper. A stolen database alone cannot be used to test guesses offline, and the hash is
 /// deterministic so lookup is a single indexed equality.
 public struct SecretHasher: Sendable {
-    private let pepper: SymmetricKey
+    /// Already keyed with the pepper: each hash starts from a copy, which skips the key schedule
+    /// (half of HMAC's work for a key-sized secret; the proxy hashes every request's key).
+    private let keyed: HMAC<SHA256>
 
     public init(pepper: SymmetricKey) throws(SecretHasherError) {
         guard pepper.bitCount >= 256 else { throw .pepperTooShort(bytes: pepper.bitCount / 8) }
-        self.pepper = pepper
+        self.keyed = HMAC<SHA256>(key: pepper)
     }
 
     /// Reads `TOLLGATE_KEY_PEPPER` (base64, at least 32 bytes).
@@ -26,7 +28,10 @@ public struct SecretHasher: Sendable {
     }
 
     public func hash(_ secret: String) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Data(secret.utf8), using: pepper))
+        var hmac = keyed
+        var secret = secret
+        secret.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
+        return Array(hmac.finalize())
     }
 }
 

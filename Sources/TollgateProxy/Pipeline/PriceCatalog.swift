@@ -6,7 +6,9 @@ import TollgateStorage
 /// every replica within the TTL).
 final class PriceCatalog: Sendable {
     private struct Entry { var price: Price?; var expires: ContinuousClock.Instant }
-    private let entries = Locked([String: Entry]())
+    /// `model` nil: the tenant's ceiling price.
+    private struct CacheKey: Hashable { let tenantID: UUID; let currency: String; let model: String? }
+    private let entries = Locked([CacheKey: Entry]())
     private let database: Database
     private let directory: KeyDirectory
     private let ttl: Duration
@@ -18,7 +20,7 @@ final class PriceCatalog: Sendable {
     }
 
     func price(for key: ResolvedKey, model: String, allowUnpriced: Bool) async throws -> Price {
-        let cacheKey = "\(key.tenantID.uuidString)|\(key.currency.rawValue)|\(model)"
+        let cacheKey = CacheKey(tenantID: key.tenantID, currency: key.currency.rawValue, model: model)
         let now = ContinuousClock.now
         let price: Price?
         if let entry = entries.withLock({ $0[cacheKey] }), entry.expires > now {
@@ -43,7 +45,7 @@ final class PriceCatalog: Sendable {
 
     /// The tenant's ceiling price (its highest per-token prices), for holds on agent requests.
     func ceiling(for key: ResolvedKey) async throws -> Price {
-        let cacheKey = "\(key.tenantID.uuidString)|\(key.currency.rawValue)|*ceiling*"
+        let cacheKey = CacheKey(tenantID: key.tenantID, currency: key.currency.rawValue, model: nil)
         let now = ContinuousClock.now
         if let entry = entries.withLock({ $0[cacheKey] }), entry.expires > now, let price = entry.price { return price }
         let price: Price?

@@ -27,10 +27,10 @@ struct ProxyPipeline: Sendable {
         let started = ContinuousClock.now
         ProxyMetrics.requestStarted()
         defer { ProxyMetrics.requestFinished() }
-        let family = ProxyRoutes.route(method: request.method, path: request.uri.path)?.family.rawValue ?? "unknown"
+        let route = ProxyRoutes.route(method: request.method, path: request.uri.path)
         let response: Response
         do {
-            response = try await process(request, requestID: requestID, started: started, loop: loop)
+            response = try await process(request, route: route, requestID: requestID, started: started, loop: loop)
         } catch let error as ProxyError {
             ProxyMetrics.rejection(error.code)
             response = error.response(requestID: requestID.apiString)
@@ -39,14 +39,14 @@ struct ProxyPipeline: Sendable {
             response = ProxyError.upstream(.badGateway, "The gateway failed to handle the request.").response(requestID: requestID.apiString)
         }
         // Streamed responses are still running here: this measures time to headers.
-        ProxyMetrics.request(endpoint: family, model: nil, status: Int(response.status.code), duration: ContinuousClock.now - started)
+        ProxyMetrics.request(endpoint: route?.family.rawValue ?? "unknown", model: nil, status: Int(response.status.code), duration: ContinuousClock.now - started)
         return response
     }
 
-    private func process(_ request: Request, requestID: UUID, started: ContinuousClock.Instant,
+    private func process(_ request: Request, route: ProxyRoute?, requestID: UUID, started: ContinuousClock.Instant,
                          loop: (any EventLoop)?) async throws -> Response {
         let path = request.uri.path
-        guard let route = ProxyRoutes.route(method: request.method, path: path) else { throw ProxyError.notFound(path) }
+        guard let route else { throw ProxyError.notFound(path) }
 
         // 1. Authenticate.
         let key = try await authenticator.authenticate(request.headers)
@@ -227,13 +227,22 @@ struct ProxyPipeline: Sendable {
     static func responseHeaders(_ upstream: HTTPHeaders, requestID: UUID) -> HTTPFields {
         var fields = HTTPFields()
         for (name, value) in upstream {
-            let lower = name.lowercased()
-            guard ["content-type", "mistral-correlation-id", "cache-control"].contains(lower) else { continue }
-            if let field = HTTPField.Name(lower) { fields.append(HTTPField(name: field, value: value)) }
+            // Compared without lowercasing (no string built per header).
+            guard let field = relayedResponseHeaders.first(where: { Self.asciiCaseInsensitiveEqual($0.canonicalName, name) })
+            else { continue }
+            fields.append(HTTPField(name: field, value: value))
         }
         fields[.xRequestID] = requestID.apiString
         return fields
     }
+
+    /// `lowercase` must be lowercase ASCII already (a canonical header name).
+    static func asciiCaseInsensitiveEqual(_ lowercase: String, _ other: String) -> Bool {
+        lowercase.utf8.count == other.utf8.count
+            && zip(lowercase.utf8, other.utf8).allSatisfy { $0 == ($1 >= 0x41 && $1 <= 0x5A ? $1 | 0x20 : $1) }
+    }
+
+    private static let relayedResponseHeaders: [HTTPField.Name] = [.contentType, .init("mistral-correlation-id")!, .cacheControl]
 
     /// `x-tollgate-metadata` (a JSON object, at most 4 KB) and `traceparent`, recorded in the ledger.
     static func clientMetadata(_ headers: HTTPFields) throws -> (json: String?, traceparent: String?) {
@@ -277,5 +286,5 @@ extension Duration {
 }
 
 extension UUID {
-    var apiString: String { uuidString.lowercased() }
+    var apiString: String { lowercasedString }
 }

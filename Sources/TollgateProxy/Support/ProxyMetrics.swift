@@ -10,46 +10,54 @@ enum ProxyMetrics {
     static func requestStarted() { inFlight.record(inFlightCount.withLock { $0 += 1; return $0 }) }
     static func requestFinished() { inFlight.record(inFlightCount.withLock { $0 -= 1; return $0 }) }
 
-    // Handles are cached per label and dimensions: creating one goes through the registry's
-    // lookup, which is measurable on the hot path.
-    private static let timers = Locked([String: Timer]())
-    private static let counters = Locked([String: Counter]())
+    // Handles are cached per label values: creating one goes through the registry's lookup,
+    // which is measurable on the hot path. The cache keys are the values themselves, not text
+    // built from them, so a hit allocates nothing.
+    private struct RequestKey: Hashable { let endpoint: String; let model: String?; let status: Int }
+    private struct UpstreamKey: Hashable { let endpoint: String; let status: Int }
+    private struct UsageKey: Hashable { let tenant: UUID; let model: String }
+    private struct UsageCounters { let prompt: Counter; let completion: Counter; let cost: Counter }
+    private static let requestTimers = Locked([RequestKey: Timer]())
+    private static let upstreamTimers = Locked([UpstreamKey: Timer]())
+    private static let usageCounters = Locked([UsageKey: UsageCounters]())
+    private static let rejectionCounters = Locked([String: Counter]())
+    private static let reservationTimer = Timer(label: "tollgate_reservation_seconds", dimensions: [], preferredDisplayUnit: .seconds)
 
-    private static func timer(_ label: String, _ dimensions: [(String, String)]) -> Timer {
-        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
-        if let cached = timers.withLock({ $0[key] }) { return cached }
-        let timer = Timer(label: label, dimensions: dimensions, preferredDisplayUnit: .seconds)
-        timers.withLock { $0[key] = timer }
-        return timer
-    }
-
-    private static func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
-        if let cached = counters.withLock({ $0[key] }) { return cached }
-        let counter = Counter(label: label, dimensions: dimensions)
-        counters.withLock { $0[key] = counter }
-        return counter
+    private static func cached<Key: Hashable, Handle>(_ cache: Locked<[Key: Handle]>, _ key: Key, make: () -> Handle) -> Handle {
+        if let handle = cache.withLock({ $0[key] }) { return handle }
+        let handle = make()
+        cache.withLock { $0[key] = handle }
+        return handle
     }
 
     static func request(endpoint: String, model: String?, status: Int, duration: Duration) {
-        timer("tollgate_request_duration_seconds", [("endpoint", endpoint), ("model", model ?? "-"), ("status", "\(status)")])
-            .recordNanoseconds(duration.nanoseconds)
+        cached(requestTimers, RequestKey(endpoint: endpoint, model: model, status: status)) {
+            Timer(label: "tollgate_request_duration_seconds",
+                  dimensions: [("endpoint", endpoint), ("model", model ?? "-"), ("status", "\(status)")], preferredDisplayUnit: .seconds)
+        }.recordNanoseconds(duration.nanoseconds)
     }
 
     static func upstream(endpoint: String, status: Int, firstByte: Duration) {
-        timer("tollgate_upstream_first_byte_seconds", [("endpoint", endpoint), ("status", "\(status)")])
-            .recordNanoseconds(firstByte.nanoseconds)
+        cached(upstreamTimers, UpstreamKey(endpoint: endpoint, status: status)) {
+            Timer(label: "tollgate_upstream_first_byte_seconds", dimensions: [("endpoint", endpoint), ("status", "\(status)")],
+                  preferredDisplayUnit: .seconds)
+        }.recordNanoseconds(firstByte.nanoseconds)
     }
 
     static func reservation(_ duration: Duration) {
-        timer("tollgate_reservation_seconds", []).recordNanoseconds(duration.nanoseconds)
+        reservationTimer.recordNanoseconds(duration.nanoseconds)
     }
 
     static func usage(tenant: UUID, model: String, promptTokens: Int, completionTokens: Int, costNanos: Int64) {
-        let dimensions = [("tenant", tenant.apiString), ("model", model)]
-        counter("tollgate_prompt_tokens_total", dimensions).increment(by: promptTokens)
-        counter("tollgate_completion_tokens_total", dimensions).increment(by: completionTokens)
-        counter("tollgate_cost_nanos_total", dimensions).increment(by: costNanos)
+        let counters = cached(usageCounters, UsageKey(tenant: tenant, model: model)) {
+            let dimensions = [("tenant", tenant.apiString), ("model", model)]
+            return UsageCounters(prompt: Counter(label: "tollgate_prompt_tokens_total", dimensions: dimensions),
+                                 completion: Counter(label: "tollgate_completion_tokens_total", dimensions: dimensions),
+                                 cost: Counter(label: "tollgate_cost_nanos_total", dimensions: dimensions))
+        }
+        counters.prompt.increment(by: promptTokens)
+        counters.completion.increment(by: completionTokens)
+        counters.cost.increment(by: costNanos)
     }
 
     /// Admissions by path: on a ticket (no round trip) or exactly (one round trip, whatever its outcome).
@@ -57,6 +65,6 @@ enum ProxyMetrics {
     static let admittedExactly = Counter(label: "tollgate_admissions_total", dimensions: [("path", "exact")])
 
     static func rejection(_ reason: String) {
-        counter("tollgate_rejections_total", [("reason", reason)]).increment()
+        cached(rejectionCounters, reason) { Counter(label: "tollgate_rejections_total", dimensions: [("reason", reason)]) }.increment()
     }
 }

@@ -128,6 +128,7 @@ struct Forwarder: Sendable {
 
     /// Credentials in a weighted random order: heavier ones first more often, all of them tried.
     static func weightedOrder(_ credentials: [UsableCredential]) -> [UsableCredential] {
+        guard credentials.count > 1 else { return credentials }
         var pool = credentials
         var order: [UsableCredential] = []
         while !pool.isEmpty {
