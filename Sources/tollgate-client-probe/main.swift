@@ -149,9 +149,9 @@ do {
             try await measure("async-http-client", connections: connections) { try await viaAsyncHTTPClient($0) }
             try await measure("nio-bare", connections: connections) { try await connectionsForRaw[$0].post() }
         }
-        for connection in raw { try? await connection.channel.close() }
+        for connection in raw { try? await connection.channel.close().get() }
     }
-    for client in Setup.clients { try await client.shutdown() }
+    for client in Setup.clients { try await client.shutdown().get() }
 } catch {
     FileHandle.standardError.write(Data("tollgate-client-probe failed: \(error)\n".utf8))
     exit(1)

@@ -32,3 +32,22 @@ struct UUIDTextTests {
         }
     }
 }
+
+@Suite("Id entropy")
+struct IDEntropyTests {
+    /// Ids keep their version and variant and never repeat across many refills of the buffer,
+    /// including from many threads at once.
+    @Test func idsStayDistinctAcrossRefillsAndThreads() async {
+        let perTask = 5_000
+        let all = await withTaskGroup(of: [UUID].self) { group in
+            for _ in 0..<8 { group.addTask { (0..<perTask).map { _ in UUID.random() } } }
+            var all: [UUID] = []
+            for await ids in group { all += ids }
+            return all
+        }
+        #expect(Set(all).count == 8 * perTask)
+        #expect(all.allSatisfy { $0.uuid.6 >> 4 == 4 && $0.uuid.8 >> 6 == 2 })
+        // Not all zeros, nor one repeated byte: the buffer really was filled.
+        #expect(Set(all.prefix(1000).map { $0.uuid.0 }).count > 100)
+    }
+}

@@ -18,6 +18,7 @@
 #   BENCH_SKIP_BUILD=0    1: use binaries already in $BENCH_BIN
 #   BENCH_BIN             default .build-bench/release (built with --scratch-path .build-bench)
 #   BENCH_PG_OPTS=       extra postgres options, e.g. "-c synchronous_commit=off" (diagnosis only; not the published setup)
+#   BENCH_PG_NICE=       a nice value for Postgres (e.g. 19; diagnosis only: is a tail the database taking the CPU?)
 #   BENCH_KEEP=0          1: leave the work directory (logs, Postgres data) behind
 #   BENCH_PG_STATS=0      1: pg_stat_statements on; top statements of each Tollgate run into results/pgstat-NAME.txt
 #   BENCH_CHUNK_DELAY_MS=0  the mock's pause between stream events (Mistral paces tokens; 0 sends a stream at once)
@@ -79,11 +80,12 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- Postgres (stock durability)
-log "Postgres 127.0.0.1:$pg_port (stock: fsync=on, synchronous_commit=on) ${BENCH_PG_OPTS:-}"
+log "Postgres 127.0.0.1:$pg_port (stock: fsync=on, synchronous_commit=on) ${BENCH_PG_OPTS:-}${BENCH_PG_NICE:+ nice $BENCH_PG_NICE}"
 mkdir -p "$work/pg" "$work/s"; [ "$(id -u)" = 0 ] && chown postgres "$work/pg" "$work/s"
 as_pg "$pgbin/initdb" -D "$work/pg" -U tollgate -A trust --no-sync >/dev/null
 pg_stats_opts=""; [ "${BENCH_PG_STATS:-0}" = 1 ] && pg_stats_opts="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
-as_pg "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w \
+pg_nice=(); [ -n "${BENCH_PG_NICE:-}" ] && pg_nice=(nice -n "$BENCH_PG_NICE")
+as_pg "${pg_nice[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg/server.log" -w \
   -o "-p $pg_port -k $work/s -c listen_addresses=127.0.0.1 -c max_connections=200 $pg_stats_opts ${BENCH_PG_OPTS:-}" start >/dev/null
 psql_() { psql -h 127.0.0.1 -p "$pg_port" -U tollgate -d "${PGDB:-tollgate}" -v ON_ERROR_STOP=1 -qtAX "$@"; }
 PGDB=postgres psql_ -c "CREATE DATABASE tollgate"
@@ -135,7 +137,7 @@ admin_port=$(free_port)
 TOLLGATE_ADMIN_PORT=$admin_port TOLLGATE_MIGRATE_ON_START=false "$bin/tollgate-admin" > "$work/admin.log" 2>&1 &
 admin_pid=$!; pids+=($admin_pid)
 start_proxy() {  # port id → pid
-  TOLLGATE_PROXY_PORT=$1 TOLLGATE_PROXY_ID=$2 TOLLGATE_JOURNAL_DIR=$work/journal-$2 \
+  TOLLGATE_PROXY_PORT=$1 TOLLGATE_PROXY_ID=$2 TOLLGATE_JOURNAL_DIR=${BENCH_JOURNAL_DIR:-$work}/journal-$2 \
     "${sut_pin[@]}" "$bin/tollgate-proxy" > "$work/proxy-$2.log" 2>&1 &
   echo $!
 }
@@ -190,7 +192,7 @@ ctx="$work/context.json"
 python3 - "$ctx" <<PY
 import json, sys, os
 json.dump({"duration_s": $duration, "warmup_s": $warmup, "pin": $pin, "cpus": os.cpu_count(),
-           "postgres": "15, stock settings (fsync=on, synchronous_commit=on) ${BENCH_PG_OPTS:-}",
+           "postgres": "15, stock settings (fsync=on, synchronous_commit=on) ${BENCH_PG_OPTS:-}${BENCH_PG_NICE:+ nice $BENCH_PG_NICE}",
            "proxy_pid": $proxy_pid, "key_id": "$vkey_id", "tenant_id": "$tenant"}, open(sys.argv[1], "w"))
 PY
 proxy_pids() { echo "${active_proxy_pids:-$proxy_pid}"; }
