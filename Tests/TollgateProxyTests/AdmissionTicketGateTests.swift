@@ -102,6 +102,93 @@ struct AdmissionTicketGateTests {
         }
     }
 
+    /// A gate with its own settlement queue, for tests that drive admission directly.
+    static func withGate(_ h: ProxyHarness, policy: TicketedAdmissionGate.Policy,
+                         _ body: (TicketedAdmissionGate, SettlementQueue) async throws -> Void) async throws {
+        let directory = NSTemporaryDirectory() + "tollgate-tickets-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let queue = SettlementQueue(database: h.database, journal: try SettlementJournal(directory: directory, name: "t"),
+                                    logger: h.database.logger)
+        let store = AdmissionStore(logger: h.database.logger)
+        // The exact gate makes no second try of its own: what is tested is the ticket gate's.
+        let gate = TicketedAdmissionGate(
+            exact: PostgresAdmissionGate(database: h.database, store: store), database: h.database, store: store,
+            settlements: queue, proxyID: "ticket-test", holdTTLSeconds: 600, policy: policy, logger: h.database.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await queue.run() }
+            try await body(gate, queue)
+            group.cancelAll()
+        }
+    }
+
+    /// A request refused for room that this replica's own unused tickets were keeping is admitted:
+    /// the tickets go back and, once that has posted, it is tried again.
+    @Test func refusalForRoomOurOwnTicketsHoldIsRetriedAfterGivingThemBack() async throws {
+        try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: 100_000), period: .monthly))) { h in
+            try await Self.withGate(h, policy: TicketedAdmissionGate.Policy()) { gate, _ in
+                let key = h.seed.keyID
+                for _ in 0..<2 { _ = try await gate.admission(for: Self.request(key, hold: 1_000)) }
+                try await Self.eventually("tickets are granted") { gate.statistics.granted > 0 }
+                let ticketed = try await Self.count("SELECT coalesce(sum(amount_nanos), 0)::int FROM holds WHERE ticket", h)
+                #expect(ticketed >= 4_000, "the pool holds part of the budget")
+                // Fits the budget (2,000 held by the first two requests), but not beside the tickets.
+                let large = Self.request(key, hold: Int64(100_000 - 2_000 - ticketed / 2))
+                let admission = try await gate.admission(for: large)
+                #expect(admission.outcome == .admitted(remainingRequests: nil, remainingTokens: nil))
+                #expect(!admission.onTicket && admission.holdID == large.requestID)
+                #expect(try await Self.count("SELECT count(*)::int FROM holds WHERE ticket", h) == 0)
+                // A request that cannot fit even so is still refused, after one retry, not forever.
+                let tooLarge = try await gate.admission(for: Self.request(key, hold: 100_000))
+                guard case .budgetExhausted = tooLarge.outcome else {
+                    Issue.record("expected a budget refusal, got \(tooLarge.outcome)")
+                    return
+                }
+            }
+        }
+    }
+
+    /// Tickets are sized to the largest recent hold: one large request makes the next grant's
+    /// tickets large, and once two sizing windows pass without one, grants are small again.
+    @Test func ticketSizeFollowsRecentHoldsNotTheLargestEver() async throws {
+        try await ProxyHarness.run(KeyOptions(budget: Self.budget)) { h in
+            var policy = TicketedAdmissionGate.Policy()
+            policy.sizingWindow = .seconds(1)
+            policy.idleRelease = .seconds(30)
+            try await Self.withGate(h, policy: policy) { gate, _ in
+                let key = h.seed.keyID
+                func sized(_ amount: Int) async throws -> Int {
+                    try await Self.count("SELECT count(*)::int FROM holds WHERE ticket AND amount_nanos = \(amount)", h)
+                }
+                /// Small requests until the next grant lands; returns the tickets granted so far.
+                /// (No grant is in flight between calls: one starts only from an admission, and the
+                /// loop stops as soon as the one it started has landed.)
+                func consumeUntilNextGrant() async throws -> Int {
+                    let before = gate.statistics.granted
+                    var sent = 0
+                    while gate.statistics.granted == before {
+                        _ = try await gate.admission(for: Self.request(key, hold: 1_000))
+                        sent += 1
+                        if sent > 300 { Issue.record("no grant after \(sent) requests"); break }
+                        try await Task.sleep(for: .milliseconds(2))
+                    }
+                    return gate.statistics.granted
+                }
+                let first = try await consumeUntilNextGrant()
+                #expect(first > 0)
+                #expect(try await sized(1_000) == first)
+                let large = try await gate.admission(for: Self.request(key, hold: 5_000))
+                #expect(!large.onTicket)
+                let second = try await consumeUntilNextGrant()
+                #expect(try await sized(5_000) == second - first, "the grant after a large hold is sized for it")
+                #expect(try await sized(1_000) == first)
+                try await Task.sleep(for: policy.sizingWindow * 2 + .milliseconds(200))
+                let third = try await consumeUntilNextGrant()
+                #expect(try await sized(5_000) == second - first, "no further large tickets")
+                #expect(try await sized(1_000) == first + third - second, "small again once the large hold is two windows old")
+            }
+        }
+    }
+
     /// Through the proxy: back-to-back requests of one key are admitted on tickets, and each still
     /// has exactly one ledger row, under the id its client saw, with its own metadata; nothing stays
     /// reserved once the key is idle. A change to the key gives its tickets back at once.

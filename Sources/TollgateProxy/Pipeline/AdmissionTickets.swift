@@ -45,6 +45,12 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         var quietAfterRefusal: Duration = .seconds(2)
         /// How often idle pools and old tickets are looked for.
         var sweepInterval: Duration = .milliseconds(250)
+        /// Tickets are sized to the largest hold seen in the current and the previous window of
+        /// this length: one large request makes them larger for a while, not for good.
+        var sizingWindow: Duration = .seconds(5)
+        /// How long a refused request waits for the tickets given back to post before its
+        /// second exact try.
+        var releaseWait: Duration = .seconds(1)
     }
 
     private struct Ticket {
@@ -60,9 +66,13 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
     private struct Pool {
         var tickets: [Ticket] = []
         var lastDemand: ContinuousClock.Instant
-        /// The largest hold and token count seen: what new tickets are sized to.
-        var amount: Int64
-        var tokens: Int64
+        /// What new tickets are sized to: the largest hold and token count of this sizing window
+        /// and the one before.
+        var amount: Int64 { max(sizing.amount, previousSizing.amount) }
+        var tokens: Int64 { max(sizing.tokens, previousSizing.tokens) }
+        private var sizing: (amount: Int64, tokens: Int64)
+        private var previousSizing: (amount: Int64, tokens: Int64) = (0, 0)
+        private var sizingSince: ContinuousClock.Instant
         var endpoint: String
         var model: String?
         var refilling = false
@@ -73,8 +83,18 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         var perSecond = 0.0
 
         init(now: ContinuousClock.Instant, request: ReservationRequest) {
-            lastDemand = now; demandSince = now
-            amount = request.hold.nanos; tokens = request.tokens; endpoint = request.endpoint; model = request.model
+            lastDemand = now; demandSince = now; sizingSince = now
+            sizing = (request.hold.nanos, request.tokens); endpoint = request.endpoint; model = request.model
+        }
+
+        mutating func recordSize(of request: ReservationRequest, at now: ContinuousClock.Instant, window: Duration) {
+            if now - sizingSince >= window {
+                // Two windows on, the earlier one has nothing left to say.
+                previousSizing = now - sizingSince >= window * 2 ? (0, 0) : sizing
+                sizing = (0, 0)
+                sizingSince = now
+            }
+            sizing = (max(sizing.amount, request.hold.nanos), max(sizing.tokens, request.tokens))
         }
 
         mutating func recordDemand(at now: ContinuousClock.Instant) {
@@ -146,8 +166,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
                 return (nil, nil)
             }
             pool.recordDemand(at: now)
-            pool.amount = max(pool.amount, request.hold.nanos)
-            pool.tokens = max(pool.tokens, request.tokens)
+            pool.recordSize(of: request, at: now, window: policy.sizingWindow)
             var ticket: Ticket?
             if let i = pool.tickets.firstIndex(where: {
                 $0.amount >= request.hold.nanos && $0.tokens >= request.tokens && now - $0.granted < policy.maxAge
@@ -173,13 +192,19 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         counters.withLock { $0.exact += 1 }
         ProxyMetrics.admittedExactly.increment()
         let admission = try await exact.admission(for: request)
-        if case .admitted = admission.outcome {} else { giveBack(keyID: request.keyID) }
-        return admission
+        if case .admitted = admission.outcome { return admission }
+        // This replica's own unused tickets may be what left no room (they hold budget, slots and
+        // tokens/min and requests/min): they go back, and once that has posted the request gets
+        // one more exact try, so that it is not refused for room this replica was only keeping.
+        guard giveBack(keyID: request.keyID) > 0, admission.outcome.mayBeRelievedByRelease else { return admission }
+        await settlements.waitUntilPosted(limit: policy.releaseWait)
+        return try await exact.admission(for: request)
     }
 
     /// The key was refused: its pooled tickets (too small for this request, or about to be) go
-    /// back, and it is not granted more for a while.
-    private func giveBack(keyID: UUID) {
+    /// back, and it is not granted more for a while. Returns how many went back.
+    @discardableResult
+    private func giveBack(keyID: UUID) -> Int {
         let now = ContinuousClock.now
         let tickets = state.withLock { s -> [UUID] in
             guard var pool = s.pools[keyID] else { return [] }
@@ -191,6 +216,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
             return pool.tickets.map(\.id)
         }
         release(tickets)
+        return tickets.count
     }
 
     /// Tops `keyID`'s pool up in one round trip; gives the tickets back at once if the pools were
@@ -321,5 +347,16 @@ extension Array {
             if isIncluded(element) { matching.append(element) } else { rest.append(element) }
         }
         return (matching, rest)
+    }
+}
+
+extension ReservationOutcome {
+    /// Refusals that giving unused tickets back could relax: tickets hold a concurrency slot,
+    /// tokens/min, requests/min and budget.
+    var mayBeRelievedByRelease: Bool {
+        switch self {
+        case .concurrencyLimited, .tokensLimited, .budgetExhausted, .rateLimited: return true
+        default: return false
+        }
     }
 }
