@@ -42,6 +42,79 @@ struct ReplicaTests {
         }
     }
 
+    /// The same joint limits while every replica admits on tickets (a key in steady use on all of
+    /// them, limits large enough for grants): never more than the limit, each request settled once,
+    /// nothing left reserved or in flight once the key is idle.
+    @Test func limitsHoldJointlyWhileReplicasAdmitOnTickets() async throws {
+        let limit = 600
+        try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: 1_000_000_000_000), period: .lifetime),
+                                              limits: RateLimits(requestsPerMinute: limit, maxConcurrent: 1_000)),
+                                   replicas: 3) { h in
+            let started = ContinuousClock.now
+            let statuses = try await h.streams(perReplica: 2, requests: 150, body: Self.body)
+            let elapsed = ContinuousClock.now - started
+            let admitted = statuses.filter { $0 == 200 }.count
+            #expect(statuses.allSatisfy { $0 == 200 || $0 == 429 }, "\(Set(statuses))")
+            // Requests/min is a rate with a burst of the whole limit (GCRA): within the run, the
+            // burst plus what the rate gave back meanwhile, never more.
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let allowed = limit + Int((seconds * Double(limit) / 60).rounded(.up))
+            #expect(admitted <= allowed, "requests/min exceeded: \(admitted) admitted, \(allowed) allowed in \(elapsed)")
+            let rows = try await h.settled(expectedRows: admitted)
+            #expect(rows.count == admitted)
+            #expect(h.mock.requestLog.entries(path: "/v1/chat/completions").count == admitted)
+            let onTickets = try await h.ledgerRowsAdmittedOnTickets()
+            #expect(onTickets >= admitted / 4, "\(onTickets) of \(admitted) admitted on tickets")
+            // Idle: every ticket is given back, whole.
+            let deadline = ContinuousClock.now + .seconds(10)
+            var left = -1
+            while ContinuousClock.now < deadline {
+                left = try await h.database.read { db in
+                    try await db.query("SELECT count(*)::int FROM holds", logger: db.logger).collect().first!.decode(Int.self)
+                }
+                if left == 0 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(left == 0)
+            let window = try await h.budgetWindow(owner: h.seed.keyID)
+            #expect(window.reserved == 0)
+            #expect(window.spent == rows.reduce(0) { $0 + $1.costNanos })
+            let inFlight = try await h.database.read { db in
+                try await db.query("SELECT coalesce(sum(in_flight), 0)::int FROM limit_state", logger: db.logger)
+                    .collect().first!.decode(Int.self)
+            }
+            #expect(inFlight == 0)
+            print("tickets across replicas: \(admitted) of \(statuses.count) admitted (limit \(limit)), \(onTickets) on tickets")
+        }
+    }
+
+    /// A budget spent down by every replica at once while they admit on tickets: never overspent,
+    /// each admitted request settled once, nothing left reserved.
+    @Test func budgetHoldsJointlyWhileReplicasAdmitOnTickets() async throws {
+        let budget: Int64 = 1_000_000
+        try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: budget), period: .lifetime)), replicas: 3) { h in
+            let statuses = try await h.streams(perReplica: 2, requests: 150, body: Self.body)
+            let admitted = statuses.filter { $0 == 200 }.count
+            #expect(statuses.allSatisfy { $0 == 200 || $0 == 402 }, "\(Set(statuses))")
+            #expect(statuses.contains(402), "the budget ran out during the run")
+            let rows = try await h.settled(expectedRows: admitted)
+            #expect(rows.count == admitted)
+            #expect(h.mock.requestLog.entries(path: "/v1/chat/completions").count == admitted)
+            let onTickets = try await h.ledgerRowsAdmittedOnTickets()
+            #expect(onTickets > 0, "no request was admitted on a ticket")
+            let deadline = ContinuousClock.now + .seconds(10)
+            var window = try await h.budgetWindow(owner: h.seed.keyID)
+            while window.reserved > 0, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+                window = try await h.budgetWindow(owner: h.seed.keyID)
+            }
+            #expect(window.reserved == 0)
+            #expect(window.spent <= budget)
+            #expect(window.spent == rows.reduce(0) { $0 + $1.costNanos })
+            print("budget across replicas on tickets: \(admitted) of \(statuses.count) admitted, \(onTickets) on tickets, spent \(window.spent) of \(budget)")
+        }
+    }
+
     @Test func revokeIsRefusedByEveryReplicaWithinOneSecond() async throws {
         try await ProxyHarness.run(replicas: 3) { h in
             // Warm every replica's key cache.

@@ -172,6 +172,17 @@ struct ProxyHarness: Sendable {
         }
     }
 
+    /// Ledger rows of requests admitted on admission tickets: their start comes from the proxy's
+    /// clock, in whole milliseconds, where an exact admission's comes from the database's, in
+    /// microseconds (a whole millisecond one time in a thousand).
+    func ledgerRowsAdmittedOnTickets() async throws -> Int {
+        try await database.read { db in
+            try await db.query("""
+                SELECT count(*)::int FROM usage_ledger WHERE extract(microseconds FROM started_at)::bigint % 1000 = 0
+                """, logger: db.logger).collect().first!.decode(Int.self)
+        }
+    }
+
     /// Sends `count` chat requests at once, spread over every replica, and returns their statuses.
     func fire(count: Int, body: Data, key: String? = nil) async throws -> [Int] {
         let ports = clients.compactMap(\.port)
@@ -185,12 +196,8 @@ struct ProxyHarness: Sendable {
                 for index in 0..<count {
                     let port = ports[index % ports.count]
                     group.addTask {
-                        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/chat/completions")
-                        request.method = .POST
-                        request.headers.add(name: "Authorization", value: "Bearer \(secret)")
-                        request.headers.add(name: "Content-Type", value: "application/json")
-                        request.body = .bytes(ByteBuffer(data: body))
-                        let response = try await http.execute(request, timeout: .seconds(120))
+                        let response = try await http.execute(chatRequest(port: port, key: secret, body: body),
+                                                              timeout: .seconds(120))
                         _ = try await response.body.collect(upTo: 1 << 20)
                         return Int(response.status.code)
                     }
@@ -206,6 +213,39 @@ struct ProxyHarness: Sendable {
     }
 
     /// Waits until every admitted request has settled (settlement is asynchronous by design).
+    /// Sends `perStream` chat requests one after another on each of `streamsPerReplica` streams
+    /// per replica (a key in steady use everywhere, as admission tickets need), all streams at
+    /// once; returns every status.
+    func streams(perReplica streamsPerReplica: Int, requests perStream: Int, body: Data) async throws -> [Int] {
+        let ports = clients.compactMap(\.port)
+        let secret = seed.secret
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        do {
+            let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for port in ports {
+                    for _ in 0..<streamsPerReplica {
+                        group.addTask {
+                            var statuses: [Int] = []
+                            for _ in 0..<perStream {
+                                let response = try await http.execute(chatRequest(port: port, key: secret, body: body),
+                                                                      timeout: .seconds(120))
+                                _ = try await response.body.collect(upTo: 1 << 20)
+                                statuses.append(Int(response.status.code))
+                            }
+                            return statuses
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0 += $1 }
+            }
+            try await http.shutdown().get()
+            return statuses
+        } catch {
+            try? await http.shutdown().get()
+            throw error
+        }
+    }
+
     func settled(expectedRows: Int, timeout: Duration = .seconds(10)) async throws -> [LedgerEntry] {
         let deadline = ContinuousClock.now + timeout
         while true {
