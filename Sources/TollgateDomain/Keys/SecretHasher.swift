@@ -5,13 +5,11 @@ import Foundation
 /// pepper. A stolen database alone cannot be used to test guesses offline, and the hash is
 /// deterministic so lookup is a single indexed equality.
 public struct SecretHasher: Sendable {
-    /// Already keyed with the pepper: each hash starts from a copy, which skips the key schedule
-    /// (half of HMAC's work for a key-sized secret; the proxy hashes every request's key).
-    private let keyed: HMAC<SHA256>
+    private let pepper: SymmetricKey
 
     public init(pepper: SymmetricKey) throws(SecretHasherError) {
         guard pepper.bitCount >= 256 else { throw .pepperTooShort(bytes: pepper.bitCount / 8) }
-        self.keyed = HMAC<SHA256>(key: pepper)
+        self.pepper = pepper
     }
 
     /// Reads `TOLLGATE_KEY_PEPPER` (base64, at least 32 bytes).
@@ -28,10 +26,8 @@ public struct SecretHasher: Sendable {
     }
 
     public func hash(_ secret: String) -> [UInt8] {
-        var hmac = keyed
         var secret = secret
-        secret.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
-        return Array(hmac.finalize())
+        return secret.withUTF8 { Array(HMAC<SHA256>.authenticationCode(for: UnsafeRawBufferPointer($0), using: pepper)) }
     }
 }
 
