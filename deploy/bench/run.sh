@@ -44,7 +44,9 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     swift build -c release --scratch-path "$root/.build-bench" --product "$product" >/dev/null
   done
 fi
-for exe in tollgate tollgate-admin tollgate-mock-mistral tollgate-proxy tollgate-client-probe; do
+needed=(tollgate tollgate-admin tollgate-mock-mistral tollgate-proxy)
+want client && needed+=(tollgate-client-probe)
+for exe in "${needed[@]}"; do
   [ -x "$bin/$exe" ] || { echo "missing $bin/$exe" >&2; exit 1; }
 done
 if ! command -v nginx >/dev/null; then
