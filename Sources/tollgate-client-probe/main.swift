@@ -128,6 +128,10 @@ func measure(_ client: String, connections: Int, _ send: @escaping @Sendable (In
         for try await samples in group { all += samples }
         return all.sorted()
     }
+    guard !latencies.isEmpty else {
+        FileHandle.standardError.write(Data("tollgate-client-probe: no request completed in \(Setup.seconds) s\n".utf8))
+        exit(1)
+    }
     let wall = milliseconds(ContinuousClock.now - started) / 1000
     let result: [String: Any] = [
         "client": client, "connections": connections, "requests": latencies.count,

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import TollgateDomain
+@testable import TollgateDomain
 
 @Suite("Random UUIDs")
 struct RandomUUIDTests {
@@ -49,5 +49,34 @@ struct IDEntropyTests {
         #expect(all.allSatisfy { $0.uuid.6 >> 4 == 4 && $0.uuid.8 >> 6 == 2 })
         // Not all zeros, nor one repeated byte: the buffer really was filled.
         #expect(Set(all.prefix(1000).map { $0.uuid.0 }).count > 100)
+    }
+}
+
+@Suite("Id entropy refills")
+struct IDEntropyRefillTests {
+    /// Consecutive refills never repeat: 4 KiB blocks drawn across several refills are all distinct,
+    /// and their bytes are spread evenly (a block of zeros or a repeated block would show).
+    @Test func refillsAreFreshAndEvenlySpread() {
+        let entropy = IDEntropy()
+        var blocks = Set<[UInt8]>()
+        var counts = [Int](repeating: 0, count: 256)
+        for _ in 0..<8 {
+            var block = [UInt8](repeating: 0, count: 4096)
+            block.withUnsafeMutableBytes { all in
+                for offset in stride(from: 0, to: 4096, by: 16) {
+                    entropy.take(into: UnsafeMutableRawBufferPointer(rebasing: all[offset..<offset + 16]))
+                }
+            }
+            blocks.insert(block)
+            for byte in block { counts[Int(byte)] += 1 }
+        }
+        #expect(blocks.count == 8)
+        // 32,768 bytes: 128 per value expected; a fair generator stays far inside 64...192.
+        #expect(counts.allSatisfy { (64...192).contains($0) }, "\(counts.min()!)...\(counts.max()!)")
+        // Two generators (two keys) never produce the same stream.
+        var a = [UInt8](repeating: 0, count: 16), b = [UInt8](repeating: 0, count: 16)
+        a.withUnsafeMutableBytes { IDEntropy().take(into: $0) }
+        b.withUnsafeMutableBytes { IDEntropy().take(into: $0) }
+        #expect(a != b)
     }
 }

@@ -137,7 +137,7 @@ struct AdmissionTicketGateTests {
                 #expect(admission.outcome == .admitted(remainingRequests: nil, remainingTokens: nil))
                 #expect(!admission.onTicket && admission.holdID == large.requestID)
                 #expect(try await Self.count("SELECT count(*)::int FROM holds WHERE ticket", h) == 0)
-                // A request that cannot fit even so is still refused, after one retry, not forever.
+                // A request that cannot fit even so is still refused (its pool is empty now: no retry).
                 let tooLarge = try await gate.admission(for: Self.request(key, hold: 100_000))
                 guard case .budgetExhausted = tooLarge.outcome else {
                     Issue.record("expected a budget refusal, got \(tooLarge.outcome)")
@@ -152,8 +152,9 @@ struct AdmissionTicketGateTests {
     @Test func ticketSizeFollowsRecentHoldsNotTheLargestEver() async throws {
         try await ProxyHarness.run(KeyOptions(budget: Self.budget)) { h in
             var policy = TicketedAdmissionGate.Policy()
-            policy.sizingWindow = .seconds(1)
-            policy.idleRelease = .seconds(30)
+            policy.sizingWindow = .seconds(2)
+            policy.idleRelease = .seconds(60)
+            policy.maxAge = .seconds(60)   // no sweeper runs here: old tickets must stay usable
             try await Self.withGate(h, policy: policy) { gate, _ in
                 let key = h.seed.keyID
                 func sized(_ amount: Int) async throws -> Int {

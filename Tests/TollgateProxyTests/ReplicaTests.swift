@@ -55,6 +55,7 @@ struct ReplicaTests {
             let elapsed = ContinuousClock.now - started
             let admitted = statuses.filter { $0 == 200 }.count
             #expect(statuses.allSatisfy { $0 == 200 || $0 == 429 }, "\(Set(statuses))")
+            #expect(statuses.contains(429), "the limit was reached during the run")
             // Requests/min is a rate with a burst of the whole limit (GCRA): within the run, the
             // burst plus what the rate gave back meanwhile, never more.
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -19,6 +19,7 @@
 #   BENCH_BIN             default .build-bench/release (built with --scratch-path .build-bench)
 #   BENCH_PG_OPTS=       extra postgres options, e.g. "-c synchronous_commit=off" (diagnosis only; not the published setup)
 #   BENCH_PG_NICE=       a nice value for Postgres (e.g. 19; diagnosis only: is a tail the database taking the CPU?)
+#   BENCH_JOURNAL_DIR=   where the proxies keep their settlement journals (e.g. /dev/shm; diagnosis only; default: the work dir)
 #   BENCH_KEEP=0          1: leave the work directory (logs, Postgres data) behind
 #   BENCH_PG_STATS=0      1: pg_stat_statements on; top statements of each Tollgate run into results/pgstat-NAME.txt
 #   BENCH_CHUNK_DELAY_MS=0  the mock's pause between stream events (Mistral paces tokens; 0 sends a stream at once)

@@ -1,18 +1,14 @@
+import Crypto
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 extension UUID {
-    /// A random (version 4) UUID from the system generator (`getrandom`, no file descriptor).
+    /// A random (version 4) UUID from a cryptographic generator that needs no file descriptor.
     ///
     /// Every id Tollgate mints comes from here, never from Foundation's `UUID()`: on Linux that opens
     /// /dev/urandom on each call and, when the process is out of file descriptors (a connection
     /// flood), silently returns the same id every time, 00000000-0000-4000-8000-000000000000
     /// (seen in the test suite under `ulimit -n 1024`: primary-key conflicts on new keys, tokens and
-    /// holds). It is also three syscalls per call on the proxy's hot path instead of one.
+    /// holds). The bytes come from `IDEntropy`, a buffer refilled 4 KiB at a time.
     public static func random() -> UUID {
         var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         withUnsafeMutableBytes(of: &bytes) { IDEntropy.shared.take(into: $0) }
@@ -44,14 +40,21 @@ extension UUID {
     }
 }
 
-/// Random bytes for ids, drawn from the system generator 4 KiB at a time: one `getrandom` per 256
-/// ids instead of two per id (the proxy mints two ids per request). Ids are not secrets (they
-/// appear in headers and logs) but must never repeat; secrets are generated elsewhere, each
-/// straight from the system generator.
+/// Random bytes for ids, drawn 4 KiB at a time: one refill per 256 ids instead of two `getrandom`
+/// calls per id (the proxy mints two ids per request). Ids are not secrets (they appear in headers
+/// and logs) but must never repeat; secrets are generated elsewhere, straight from the system.
+///
+/// A refill is ChaCha20's keystream under a key drawn once from the system generator, with a
+/// counter as the nonce: the same construction as the kernel's and BoringSSL's own generators, and
+/// portable (glibc's `arc4random_buf` needs 2.36; swift-crypto's `SymmetricKey(size:)` reads the
+/// system generator 8 bytes at a time).
 final class IDEntropy: @unchecked Sendable {
     static let shared = IDEntropy()
     private static let size = 4096
+    private static let zeros = [UInt8](repeating: 0, count: IDEntropy.size)
+    private let key = SymmetricKey(size: .bits256)
     private let lock = NSLock()
+    private var refills: UInt64 = 0
     private var buffer = [UInt8](repeating: 0, count: IDEntropy.size)
     private var used = IDEntropy.size
 
@@ -60,17 +63,20 @@ final class IDEntropy: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if used + out.count > Self.size {
-            buffer.withUnsafeMutableBytes { Self.fillFromSystem($0) }
+            refill()
             used = 0
         }
         buffer.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[used..<used + out.count])) }
-        // Handed-out bytes do not stay behind in memory.
-        buffer.withUnsafeMutableBytes { $0[used..<used + out.count].initializeMemory(as: UInt8.self, repeating: 0) }
         used += out.count
     }
 
-    private static func fillFromSystem(_ buffer: UnsafeMutableRawBufferPointer) {
-        // arc4random_buf: the kernel's generator (getrandom on Linux), never a file descriptor.
-        arc4random_buf(buffer.baseAddress!, buffer.count)
+    /// The next 4 KiB of keystream: zeros sealed under a nonce never used before with this key.
+    private func refill() {
+        refills += 1
+        var nonce = [UInt8](repeating: 0, count: 12)
+        withUnsafeBytes(of: refills.littleEndian) { nonce.replaceSubrange(0..<8, with: $0) }
+        // Cannot fail: a 12-byte nonce and a 256-bit key are what ChaChaPoly takes.
+        let sealed = try! ChaChaPoly.seal(Self.zeros, using: key, nonce: ChaChaPoly.Nonce(data: nonce))
+        buffer = Array(sealed.ciphertext)
     }
 }

@@ -215,6 +215,13 @@ extension ReservationOutcome {
         }
     }
 
+    /// Refusals that giving unused admission tickets back could relax: a ticket holds everything a
+    /// settlement frees, and its request/min too.
+    var mayBeRelievedByRelease: Bool {
+        if case .rateLimited = self { return true }
+        return mayBeRelievedBySettlement
+    }
+
     /// The client-facing refusal for everything but `.admitted`.
     func refusal(currency: Currency) -> ProxyError? {
         switch self {

@@ -349,14 +349,3 @@ extension Array {
         return (matching, rest)
     }
 }
-
-extension ReservationOutcome {
-    /// Refusals that giving unused tickets back could relax: tickets hold a concurrency slot,
-    /// tokens/min, requests/min and budget.
-    var mayBeRelievedByRelease: Bool {
-        switch self {
-        case .concurrencyLimited, .tokensLimited, .budgetExhausted, .rateLimited: return true
-        default: return false
-        }
-    }
-}

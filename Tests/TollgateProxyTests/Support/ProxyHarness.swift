@@ -212,7 +212,6 @@ struct ProxyHarness: Sendable {
         }
     }
 
-    /// Waits until every admitted request has settled (settlement is asynchronous by design).
     /// Sends `perStream` chat requests one after another on each of `streamsPerReplica` streams
     /// per replica (a key in steady use everywhere, as admission tickets need), all streams at
     /// once; returns every status.
@@ -246,6 +245,7 @@ struct ProxyHarness: Sendable {
         }
     }
 
+    /// Waits until every admitted request has settled (settlement is asynchronous by design).
     func settled(expectedRows: Int, timeout: Duration = .seconds(10)) async throws -> [LedgerEntry] {
         let deadline = ContinuousClock.now + timeout
         while true {
