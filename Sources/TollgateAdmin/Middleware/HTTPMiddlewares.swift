@@ -11,7 +11,7 @@ struct RequestIDMiddleware<Context: RequestContext>: RouterMiddleware {
         let incoming = request.headers[.xRequestID].flatMap { id in
             id.count <= 128 && id.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) ? id : nil
         }
-        let id = incoming ?? UUID.random().uuidString.lowercased()
+        let id = incoming ?? UUID.random().apiString
         var response = try await RequestIdentity.$current.withValue(id) {
             try await next(request, context)
         }

@@ -100,11 +100,6 @@ extension Schemas.PriceSet {
     }
 }
 
-extension UUID {
-    /// Lower-case, as clients usually print and compare ids.
-    var apiString: String { uuidString.lowercased() }
-}
-
 /// Parses an id from a path; an id that is not a UUID cannot exist, so it is "not found".
 func parseID(_ text: String, _ what: String) throws -> UUID {
     guard let id = UUID(uuidString: text) else { throw Problem.notFound(what) }

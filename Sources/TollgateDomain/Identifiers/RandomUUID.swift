@@ -20,7 +20,7 @@ extension UUID {
     /// The canonical lowercase text form (8-4-4-4-12 hex digits), as the API prints ids.
     /// Written directly: Foundation's `uuidString` goes through `sprintf` and then needs
     /// `lowercased()`, a few percent of the proxy's CPU per request with ids in several headers.
-    public var lowercasedString: String {
+    public var apiString: String {
         String(unsafeUninitializedCapacity: 36) { out in
             let digits: StaticString = "0123456789abcdef"
             withUnsafeBytes(of: uuid) { bytes in

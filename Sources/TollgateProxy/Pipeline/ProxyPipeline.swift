@@ -284,7 +284,3 @@ extension Duration {
     var milliseconds: Int { Int(nanoseconds / 1_000_000) }
     var timeInterval: TimeInterval { Double(nanoseconds) / 1e9 }
 }
-
-extension UUID {
-    var apiString: String { lowercasedString }
-}

@@ -333,7 +333,7 @@ final class SettlementJournal: Sendable {
     /// request twice does nothing the second time).
     func acknowledge(_ requestIDs: [UUID]) async throws {
         open.withLock { open in for id in requestIDs { open.remove(id) } }
-        let text = requestIDs.map { "A \($0.lowercasedString)\n" }.joined()
+        let text = requestIDs.map { "A \($0.apiString)\n" }.joined()
         written.withLock { $0 += text.utf8.count }
         try await onQueue { handle in try handle.write(contentsOf: Data(text.utf8)) }
     }
@@ -401,16 +401,16 @@ extension Settlement {
     /// The journal's JSON for one settlement, written by hand because JSONEncoder was a few percent
     /// of the proxy's CPU per request. Read back with the synthesized Decodable (tested).
     var journalJSON: String {
-        var json = #"{"requestID":""# + requestID.lowercasedString + #"","costNanos":"# + String(costNanos)
+        var json = #"{"requestID":""# + requestID.apiString + #"","costNanos":"# + String(costNanos)
         json += #","promptTokens":"# + String(promptTokens) + #","completionTokens":"# + String(completionTokens)
         json += #","cachedTokens":"# + String(cachedTokens) + #","pages":"# + String(pages)
         json += #","statusCode":"# + String(statusCode) + #","estimated":"# + (estimated ? "true" : "false")
-        if let credentialID { json += #","credentialID":""# + credentialID.lowercasedString + #"""# }
+        if let credentialID { json += #","credentialID":""# + credentialID.apiString + #"""# }
         if let upstreamLatencyMs { json += #","upstreamLatencyMs":"# + String(upstreamLatencyMs) }
         if let totalLatencyMs { json += #","totalLatencyMs":"# + String(totalLatencyMs) }
         if isRelease { json += #","released":true"# }
         if let ledger {
-            json += #","ledger":{"requestID":""# + ledger.requestID.lowercasedString + #"","startedAtMs":"# + String(ledger.startedAtMs)
+            json += #","ledger":{"requestID":""# + ledger.requestID.apiString + #"","startedAtMs":"# + String(ledger.startedAtMs)
             json += #","endpoint":"# + JSONText.quoted(ledger.endpoint)
             if let model = ledger.model { json += #","model":"# + JSONText.quoted(model) }
             if let metadata = ledger.metadataJSON { json += #","metadataJSON":"# + JSONText.quoted(metadata) }

@@ -99,7 +99,7 @@ public struct SettlementStore: Sendable {
         let rows = try await db.query("""
             CALL tollgate_post_settlements(\(batch.map(\.requestID)), \(batch.map(\.costNanos)), \(batch.map { Int32(clamping: $0.promptTokens) }),
                 \(batch.map { Int32(clamping: $0.completionTokens) }), \(batch.map { Int32(clamping: $0.cachedTokens) }), \(batch.map { Int32(clamping: $0.pages) }),
-                \(batch.map { Int32(clamping: $0.statusCode) }), \(batch.map(\.estimated)), \(batch.map { $0.credentialID?.lowercasedString ?? "" }),
+                \(batch.map { Int32(clamping: $0.statusCode) }), \(batch.map(\.estimated)), \(batch.map { $0.credentialID?.apiString ?? "" }),
                 \(batch.map { Int32(clamping: $0.upstreamLatencyMs ?? -1) }), \(batch.map { Int32(clamping: $0.totalLatencyMs ?? -1) }),
                 \(batch.map(\.isRelease)), \(batch.map { $0.ledger != nil }), \(batch.map { $0.ledger?.requestID ?? $0.requestID }),
                 \(batch.map { $0.ledger?.startedAtMs ?? -1 }), \(batch.map { $0.ledger?.endpoint ?? "" }),
