@@ -48,8 +48,8 @@ struct AdmissionTicketGateTests {
             policy.sweepInterval = .milliseconds(50)
             let store = AdmissionStore(logger: h.database.logger)
             let gate = TicketedAdmissionGate(
-                exact: PostgresAdmissionGate(database: h.database, store: store), database: h.database, store: store,
-                settlements: queue, proxyID: "ticket-test", holdTTLSeconds: 600, policy: policy, logger: h.database.logger)
+                exact: PostgresAdmissionGate(database: h.database, store: store, pendingSettlements: queue), database: h.database,
+                store: store, settlements: queue, proxyID: "ticket-test", holdTTLSeconds: 600, policy: policy, logger: h.database.logger)
             let key = h.seed.keyID
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await queue.run() }
@@ -110,10 +110,9 @@ struct AdmissionTicketGateTests {
         let queue = SettlementQueue(database: h.database, journal: try SettlementJournal(directory: directory, name: "t"),
                                     logger: h.database.logger)
         let store = AdmissionStore(logger: h.database.logger)
-        // The exact gate makes no second try of its own: what is tested is the ticket gate's.
         let gate = TicketedAdmissionGate(
-            exact: PostgresAdmissionGate(database: h.database, store: store), database: h.database, store: store,
-            settlements: queue, proxyID: "ticket-test", holdTTLSeconds: 600, policy: policy, logger: h.database.logger)
+            exact: PostgresAdmissionGate(database: h.database, store: store, pendingSettlements: queue), database: h.database,
+            store: store, settlements: queue, proxyID: "ticket-test", holdTTLSeconds: 600, policy: policy, logger: h.database.logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await queue.run() }
             try await body(gate, queue)
@@ -122,7 +121,8 @@ struct AdmissionTicketGateTests {
     }
 
     /// A request refused for room that this replica's own unused tickets were keeping is admitted:
-    /// the tickets go back and, once that has posted, it is tried again.
+    /// the tickets go back and, once that has posted, it is tried again: two round trips in all,
+    /// not a second try for the settlements and a third for the tickets.
     @Test func refusalForRoomOurOwnTicketsHoldIsRetriedAfterGivingThemBack() async throws {
         try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: 100_000), period: .monthly))) { h in
             try await Self.withGate(h, policy: TicketedAdmissionGate.Policy()) { gate, _ in
@@ -133,7 +133,9 @@ struct AdmissionTicketGateTests {
                 #expect(ticketed >= 4_000, "the pool holds part of the budget")
                 // Fits the budget (2,000 held by the first two requests), but not beside the tickets.
                 let large = Self.request(key, hold: Int64(100_000 - 2_000 - ticketed / 2))
+                let triesBefore = gate.exact.tries
                 let admission = try await gate.admission(for: large)
+                #expect(gate.exact.tries - triesBefore == 2)
                 #expect(admission.outcome == .admitted(remainingRequests: nil, remainingTokens: nil))
                 #expect(!admission.onTicket && admission.holdID == large.requestID)
                 #expect(try await Self.count("SELECT count(*)::int FROM holds WHERE ticket", h) == 0)

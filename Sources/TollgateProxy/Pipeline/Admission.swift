@@ -83,12 +83,24 @@ final class PostgresAdmissionGate: AdmissionGate {
     /// `confirmedRefusalMemory` (until the key is admitted again): a client hammering an exhausted
     /// budget would otherwise cost two reservations and a 25 ms wait per refusal.
     func admit(_ request: ReservationRequest) async throws -> ReservationOutcome {
+        try await admit(request, freeingRoom: { false })
+    }
+
+    /// As `admit(_:)`, and on a refusal `freeRoom` first gives back room this replica keeps for the
+    /// key (its unused admission tickets), saying whether there was any. If there was, the second
+    /// try is made for every refusal that room could relax (requests/min too), confirmed before or
+    /// not, and it waits for those releases to post along with the settlements: one wait and two
+    /// round trips at most, however the refusal is relieved.
+    func admit(_ request: ReservationRequest, freeingRoom freeRoom: () -> Bool) async throws -> ReservationOutcome {
         let outcome = try await admitOnce(request)
-        guard outcome.mayBeRelievedBySettlement, let pending = pendingSettlements else {
-            if case .admitted = outcome { forgetConfirmedRefusal(of: request.keyID) }
+        if case .admitted = outcome {
+            forgetConfirmedRefusal(of: request.keyID)
             return outcome
         }
-        if refusalRecentlyConfirmed(for: request.keyID) { return outcome }
+        let freed = freeRoom() && outcome.mayBeRelievedByRelease
+        guard let pending = pendingSettlements,
+              freed || (outcome.mayBeRelievedBySettlement && !refusalRecentlyConfirmed(for: request.keyID))
+        else { return outcome }
         secondTryCount.withLock { $0 += 1 }
         if pending.hasUnposted {
             await pending.waitUntilPosted(limit: pendingSettlementWait)
@@ -106,8 +118,10 @@ final class PostgresAdmissionGate: AdmissionGate {
 
     private let confirmedRefusals = Locked([UUID: ContinuousClock.Instant]())
     private let secondTryCount = Locked(0)
-    /// Second tries made so far (for tests).
+    private let tryCount = Locked(0)
+    /// Second tries made so far, and reservations tried in all (for tests).
     var secondTries: Int { secondTryCount.withLock { $0 } }
+    var tries: Int { tryCount.withLock { $0 } }
 
     private func refusalRecentlyConfirmed(for keyID: UUID) -> Bool {
         let now = ContinuousClock.now
@@ -129,6 +143,7 @@ final class PostgresAdmissionGate: AdmissionGate {
     }
 
     private func admitOnce(_ request: ReservationRequest) async throws -> ReservationOutcome {
+        tryCount.withLock { $0 += 1 }
         let alone = state.withLock { s -> Bool in
             guard s.waiting.isEmpty, s.inFlight < maxConcurrentBatches else { return false }
             s.inFlight += 1

@@ -48,9 +48,6 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         /// Tickets are sized to the largest hold seen in the current and the previous window of
         /// this length: one large request makes them larger for a while, not for good.
         var sizingWindow: Duration = .seconds(5)
-        /// How long a refused request waits for the tickets given back to post before its
-        /// second exact try.
-        var releaseWait: Duration = .seconds(1)
     }
 
     private struct Ticket {
@@ -121,7 +118,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         var refillsInFlight = 0
     }
 
-    let exact: any AdmissionGate
+    let exact: PostgresAdmissionGate
     let database: Database
     let store: AdmissionStore
     let settlements: SettlementQueue
@@ -134,8 +131,11 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
     private let state = Locked(State())
     private let counters = Locked((claimed: 0, exact: 0, granted: 0, released: 0))
 
-    init(exact: any AdmissionGate, database: Database, store: AdmissionStore, settlements: SettlementQueue,
+    /// `exact` must wait for `settlements` before its second tries: that is where given-back
+    /// tickets are posted.
+    init(exact: PostgresAdmissionGate, database: Database, store: AdmissionStore, settlements: SettlementQueue,
          proxyID: String, holdTTLSeconds: Int, policy: Policy = Policy(), logger: Logger) {
+        precondition(exact.pendingSettlements === settlements, "the exact gate must wait for the queue tickets are released through")
         self.exact = exact
         self.database = database
         self.store = store
@@ -191,14 +191,11 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         }
         counters.withLock { $0.exact += 1 }
         ProxyMetrics.admittedExactly.increment()
-        let admission = try await exact.admission(for: request)
-        if case .admitted = admission.outcome { return admission }
-        // This replica's own unused tickets may be what left no room (they hold budget, slots and
-        // tokens/min and requests/min): they go back, and once that has posted the request gets
-        // one more exact try, so that it is not refused for room this replica was only keeping.
-        guard giveBack(keyID: request.keyID) > 0, admission.outcome.mayBeRelievedByRelease else { return admission }
-        await settlements.waitUntilPosted(limit: policy.releaseWait)
-        return try await exact.admission(for: request)
+        // This replica's own unused tickets may be what leaves no room (they hold budget, slots,
+        // tokens/min and requests/min): on a refusal they go back before the exact gate's second
+        // try, so that the request is not refused for room this replica was only keeping.
+        let outcome = try await exact.admit(request, freeingRoom: { giveBack(keyID: request.keyID) > 0 })
+        return Admission(outcome: outcome, holdID: request.requestID, onTicket: false)
     }
 
     /// The key was refused: its pooled tickets (too small for this request, or about to be) go
