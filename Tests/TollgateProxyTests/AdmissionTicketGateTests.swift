@@ -227,6 +227,39 @@ struct AdmissionTicketGateTests {
         }
     }
 
+    /// Requests admitted on tickets carry the key's remaining allowance too (the last grant's room
+    /// plus the unused tickets), consistent with what exact admission reports: never less than
+    /// the limit minus the requests admitted so far, and no more than what the rate has given back
+    /// since, plus the exact admissions a grant's figure has not seen yet.
+    @Test func rateLimitHeadersOnTicketsReportTheKeysAllowance() async throws {
+        let limit = 6_000
+        try await ProxyHarness.run(KeyOptions(budget: Self.budget, limits: RateLimits(requestsPerMinute: limit, tokensPerMinute: 50_000_000))) { h in
+            let started = ContinuousClock.now
+            var reported: [(n: Int, requests: Int, tokens: Int, elapsed: Duration)] = []
+            for n in 1...40 {
+                let reply = try await h.post("/v1/chat/completions", chatBody)
+                #expect(reply.status == .ok)
+                let requests = reply.headers[HTTPField.Name("x-ratelimit-remaining-requests")!].flatMap { Int($0) }
+                let tokens = reply.headers[HTTPField.Name("x-ratelimit-remaining-tokens")!].flatMap { Int($0) }
+                #expect(reply.headers[HTTPField.Name("x-ratelimit-limit-requests")!] == "\(limit)")
+                guard let requests, let tokens else {
+                    Issue.record("response \(n) has no remaining allowance")
+                    continue
+                }
+                reported.append((n, requests, tokens, ContinuousClock.now - started))
+            }
+            let onTickets = try await h.ledgerRowsAdmittedOnTickets()
+            #expect(onTickets >= 30, "\(onTickets) of 40 requests on tickets")
+            let exact = 40 - onTickets
+            for r in reported {
+                let givenBack = Int((r.elapsed.timeInterval * Double(limit) / 60).rounded(.up))
+                #expect(r.requests >= limit - r.n, "response \(r.n) reported \(r.requests) requests left")
+                #expect(r.requests <= limit - r.n + givenBack + exact + 1, "response \(r.n) reported \(r.requests) requests left")
+                #expect(r.tokens > 0 && r.tokens <= 50_000_000, "response \(r.n) reported \(r.tokens) tokens left")
+            }
+        }
+    }
+
     /// A change to the key (any admin change) gives its pooled tickets back at once: they were
     /// granted under the old rules. (Idle release is set far away to tell the two apart.)
     @Test func aKeyChangeGivesItsTicketsBack() async throws {

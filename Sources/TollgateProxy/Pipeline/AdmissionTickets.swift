@@ -72,6 +72,9 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         private var sizingSince: ContinuousClock.Instant
         var endpoint: String
         var model: String?
+        /// The key's requests/min and tokens/min left after the latest grant: a request on a
+        /// ticket reports these plus the pool's unused tickets, as its remaining allowance.
+        var roomAfterGrant: (requests: Int64?, tokens: Int64?) = (nil, nil)
         var refilling = false
         var quietUntil: ContinuousClock.Instant?
         /// Demand, measured over windows of at least 100 ms.
@@ -102,6 +105,18 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
             perSecond = Double(demandCount) / elapsed.timeInterval
             demandSince = now
             demandCount = 0
+        }
+
+        /// The key's remaining allowance, as exact admission reports it (approximately: as of the
+        /// latest grant, which time has only added to, plus this replica's unused tickets, which are
+        /// the key's to use; other replicas may use the rest meanwhile). Read once the request's
+        /// own ticket has left the pool. May exceed the limit (the rate gives back what unused
+        /// tickets took): the response caps it.
+        var remainingAllowance: ReservationOutcome {
+            .admitted(remainingRequests: roomAfterGrant.requests.map { $0 + Int64(tickets.count) },
+                      remainingTokens: roomAfterGrant.tokens.map { room in
+                          tickets.reduce(room) { $0 + $1.tokens }
+                      })
         }
 
         func target(_ policy: Policy) -> Int {
@@ -158,7 +173,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
 
     func admission(for request: ReservationRequest) async throws -> Admission {
         let now = ContinuousClock.now
-        let (ticket, refillEpoch) = state.withLock { s -> (Ticket?, Int?) in
+        let (ticket, refillEpoch) = state.withLock { s -> ((Ticket, remaining: ReservationOutcome)?, Int?) in
             guard !s.closed else { return (nil, nil) }
             guard var pool = s.pools[request.keyID] else {
                 // A key's first request: no tickets until it is seen in use.
@@ -167,12 +182,13 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
             }
             pool.recordDemand(at: now)
             pool.recordSize(of: request, at: now, window: policy.sizingWindow)
-            var ticket: Ticket?
+            var ticket: (Ticket, remaining: ReservationOutcome)?
             if let i = pool.tickets.firstIndex(where: {
                 $0.amount >= request.hold.nanos && $0.tokens >= request.tokens && now - $0.granted < policy.maxAge
                     && ($0.usableUntil.map { now < $0 } ?? true)
             }) {
-                ticket = pool.tickets.remove(at: i)
+                let taken = pool.tickets.remove(at: i)
+                ticket = (taken, pool.remainingAllowance)
             }
             var refill: Int?
             if !pool.refilling, pool.tickets.count <= pool.target(policy) / 2, pool.quietUntil.map({ now >= $0 }) ?? true {
@@ -184,17 +200,24 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
             return (ticket, refill)
         }
         if let refillEpoch { Task { await self.refill(keyID: request.keyID, epoch: refillEpoch) } }
-        if let ticket {
+        if let (ticket, remaining) = ticket {
             counters.withLock { $0.claimed += 1 }
             ProxyMetrics.admittedOnTicket.increment()
-            return Admission(outcome: .admitted(remainingRequests: nil, remainingTokens: nil), holdID: ticket.id, onTicket: true)
+            return Admission(outcome: remaining, holdID: ticket.id, onTicket: true)
         }
         counters.withLock { $0.exact += 1 }
         ProxyMetrics.admittedExactly.increment()
         // This replica's own unused tickets may be what leaves no room (they hold budget, slots,
         // tokens/min and requests/min): on a refusal they go back before the exact gate's second
         // try, so that the request is not refused for room this replica was only keeping.
-        let outcome = try await exact.admit(request, freeingRoom: { giveBack(keyID: request.keyID) > 0 })
+        var outcome = try await exact.admit(request, freeingRoom: { giveBack(keyID: request.keyID) > 0 })
+        if case .admitted(let requests, let tokens) = outcome, requests != nil || tokens != nil {
+            // The database counts this replica's unused tickets as taken; they are the key's to use.
+            let unused = state.withLock { s in
+                s.pools[request.keyID].map { ($0.tickets.count, $0.tickets.reduce(0) { $0 + $1.tokens }) } ?? (0, 0)
+            }
+            outcome = .admitted(remainingRequests: requests.map { $0 + Int64(unused.0) }, remainingTokens: tokens.map { $0 + unused.1 })
+        }
         return Admission(outcome: outcome, holdID: request.requestID, onTicket: false)
     }
 
@@ -259,6 +282,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
                 current.quietUntil = answered + policy.quietAfterRefusal
             } else {
                 current.quietUntil = nil
+                current.roomAfterGrant = (grant.remainingRequests, grant.remainingTokens)
                 current.tickets += grant.ticketIDs.map {
                     Ticket(id: $0, amount: pool.amount, tokens: pool.tokens, granted: asking,
                            usableUntil: grant.usableFor.map { asking + $0 })

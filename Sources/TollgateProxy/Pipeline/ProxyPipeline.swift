@@ -268,13 +268,15 @@ struct RateLimitHeaders: Sendable {
 
     func apply(to headers: inout HTTPFields) {
         guard case .admitted(let requests, let tokens) = outcome else { return }
+        // Capped at the limit: on admission tickets the figure adds the replica's unused tickets
+        // to the database's room, which the rate may already have refilled.
         if let limit = key.rateLimits.requestsPerMinute {
             headers[.rateLimitLimitRequests] = "\(limit)"
-            if let requests { headers[.rateLimitRemainingRequests] = "\(max(0, requests))" }
+            if let requests { headers[.rateLimitRemainingRequests] = "\(min(Int64(limit), max(0, requests)))" }
         }
         if let limit = key.rateLimits.tokensPerMinute {
             headers[.rateLimitLimitTokens] = "\(limit)"
-            if let tokens { headers[.rateLimitRemainingTokens] = "\(max(0, tokens))" }
+            if let tokens { headers[.rateLimitRemainingTokens] = "\(min(Int64(limit), max(0, tokens)))" }
         }
     }
 }

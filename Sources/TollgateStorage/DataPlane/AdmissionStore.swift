@@ -81,18 +81,20 @@ public struct AdmissionStore: Sendable {
         throw AdmissionError.unknownOutcome("none")
     }
 
-    /// Takes some of `ticketIDs` as admission tickets for `keyID` (migrations/0006): holds of `hold` and
-    /// `tokens` each, granted by the same rules as a request's, taking at most 1/`headroom` of what
-    /// is left of each limit and budget, and none if that is fewer than `minimum`. Answers after the commit: the tickets are durable.
+    /// Takes some of `ticketIDs` as admission tickets for `keyID` (migrations/0006, 0009): holds of
+    /// `hold` and `tokens` each, granted by the same rules as a request's, taking at most
+    /// 1/`headroom` of what is left of each limit and budget, and none if that is fewer than
+    /// `minimum`. Answers after the commit: the tickets are durable.
     public func takeTickets(_ ticketIDs: [UUID], keyID: UUID, hold: Money, tokens: Int64, proxyID: String, ttlSeconds: Int,
                             endpoint: String, model: String?, headroom: Int, minimum: Int, on db: PostgresConnection) async throws -> TicketGrant {
         let rows = try await db.query("""
-            CALL tollgate_take_tickets(\(ticketIDs), \(keyID), \(hold.nanos), \(tokens), \(proxyID),
+            CALL tollgate_take_tickets_reporting_room(\(ticketIDs), \(keyID), \(hold.nanos), \(tokens), \(proxyID),
                                        \(Int32(clamping: ttlSeconds)), \(endpoint), \(model), \(Int32(clamping: headroom)),
                                        \(Int32(clamping: minimum)))
             """, logger: logger)
-        for try await (ids, validFor) in rows.decode(([UUID]?, Int64?).self) {
-            return TicketGrant(ticketIDs: ids ?? [], usableFor: validFor.flatMap { $0 < 0 ? nil : .milliseconds($0) })
+        for try await (ids, validFor, requestsLeft, tokensLeft) in rows.decode(([UUID]?, Int64?, Int64?, Int64?).self) {
+            return TicketGrant(ticketIDs: ids ?? [], usableFor: validFor.flatMap { $0 < 0 ? nil : .milliseconds($0) },
+                               remainingRequests: requestsLeft, remainingTokens: tokensLeft)
         }
         return TicketGrant(ticketIDs: [], usableFor: nil)
     }
@@ -121,8 +123,17 @@ public struct TicketGrant: Sendable, Equatable {
     /// How long from the answer the tickets may be used (until the key expires or a budget window
     /// ends); nil: no such end. A duration, so the proxy's clock need not agree with the database's.
     public var usableFor: Duration?
+    /// The key's requests/min and tokens/min left once the tickets were granted (nil: no such
+    /// limit, or nothing granted), as an exact admission reports them.
+    public var remainingRequests: Int64?
+    public var remainingTokens: Int64?
 
-    public init(ticketIDs: [UUID], usableFor: Duration?) { self.ticketIDs = ticketIDs; self.usableFor = usableFor }
+    public init(ticketIDs: [UUID], usableFor: Duration?, remainingRequests: Int64? = nil, remainingTokens: Int64? = nil) {
+        self.ticketIDs = ticketIDs
+        self.usableFor = usableFor
+        self.remainingRequests = remainingRequests
+        self.remainingTokens = remainingTokens
+    }
 }
 
 public enum AdmissionError: Error { case unknownOutcome(String) }
