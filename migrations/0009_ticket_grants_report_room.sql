@@ -17,15 +17,12 @@ LANGUAGE plpgsql AS $$
 DECLARE
     now_ts timestamptz;
 BEGIN
-    SELECT g.ticket_ids,
-           CASE WHEN g.valid_until = 'infinity' THEN -1
-                ELSE greatest(0, floor(extract(epoch FROM (g.valid_until - clock_timestamp())) * 1000))::bigint END
-      INTO ticket_ids, valid_for_ms
-      FROM tollgate_grant_tickets(p_ticket_ids, p_key_id, p_amount, p_tokens, p_proxy_id, p_ttl_seconds,
-                                  p_endpoint, p_model, p_headroom, p_min_count) g;
+    -- Commits the grant: the room is read just after, as any admission would then see it.
+    CALL tollgate_take_tickets(p_ticket_ids, p_key_id, p_amount, p_tokens, p_proxy_id, p_ttl_seconds, p_endpoint,
+                               p_model, p_headroom, p_min_count, ticket_ids, valid_for_ms);
     IF coalesce(array_length(ticket_ids, 1), 0) > 0 THEN
         -- As tollgate_reserve_batch (0004) reports it after admitting: the room the GCRA clocks
-        -- leave in the next minute. The key's limit row is locked by the grant until the commit.
+        -- leave in the next minute.
         now_ts := clock_timestamp();
         SELECT CASE WHEN k.rpm_limit IS NULL THEN NULL
                     ELSE greatest(0, floor(extract(epoch FROM (interval '60 seconds' - (greatest(s.request_tat, now_ts) - now_ts)))
@@ -37,6 +34,5 @@ BEGIN
           FROM virtual_keys k LEFT JOIN limit_state s ON s.owner_id = k.id
          WHERE k.id = p_key_id;
     END IF;
-    COMMIT;
 END;
 $$;
