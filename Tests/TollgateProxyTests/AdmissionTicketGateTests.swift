@@ -39,65 +39,58 @@ struct AdmissionTicketGateTests {
     /// settles once by its hold's id with its own ledger row; idle tickets are given back whole.
     @Test func busyKeysAreAdmittedOnTicketsAndIdleOnesGiveThemBack() async throws {
         try await ProxyHarness.run(KeyOptions(budget: Self.budget)) { h in
-            let directory = NSTemporaryDirectory() + "tollgate-tickets-\(UUID().uuidString)"
-            defer { try? FileManager.default.removeItem(atPath: directory) }
-            let queue = SettlementQueue(database: h.database, journal: try SettlementJournal(directory: directory, name: "t"),
-                                        logger: h.database.logger)
             var policy = TicketedAdmissionGate.Policy()
             policy.idleRelease = .milliseconds(400)
             policy.sweepInterval = .milliseconds(50)
-            let store = AdmissionStore(logger: h.database.logger)
-            let gate = TicketedAdmissionGate(
-                exact: PostgresAdmissionGate(database: h.database, store: store, pendingSettlements: queue), database: h.database,
-                store: store, settlements: queue, proxyID: "ticket-test", holdTTLSeconds: 600, policy: policy, logger: h.database.logger)
             let key = h.seed.keyID
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await queue.run() }
-                var admitted: [(ReservationRequest, Admission)] = []
-                for _ in 0..<2 {  // the first request marks the key as in use, the second asks for tickets
-                    let r = Self.request(key, hold: 1_000)
-                    admitted.append((r, try await gate.admission(for: r)))
-                }
-                #expect(admitted.allSatisfy { !$0.1.onTicket && $0.1.holdID == $0.0.requestID })
-                try await Self.eventually("tickets are granted") { gate.statistics.granted == policy.poolSize }
-                #expect(try await Self.count("SELECT count(*)::int FROM holds WHERE ticket", h) == policy.poolSize)
+            try await Self.withGate(h, policy: policy) { gate, queue in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    var admitted: [(ReservationRequest, Admission)] = []
+                    for _ in 0..<2 {  // the first request marks the key as in use, the second asks for tickets
+                        let r = Self.request(key, hold: 1_000)
+                        admitted.append((r, try await gate.admission(for: r)))
+                    }
+                    #expect(admitted.allSatisfy { !$0.1.onTicket && $0.1.holdID == $0.0.requestID })
+                    try await Self.eventually("tickets are granted") { gate.statistics.granted == policy.poolSize }
+                    #expect(try await Self.count("SELECT count(*)::int FROM holds WHERE ticket", h) == policy.poolSize)
 
-                for _ in 0..<10 {
-                    let r = Self.request(key, hold: 900)
-                    admitted.append((r, try await gate.admission(for: r)))
-                }
-                let onTickets = admitted.suffix(10)
-                #expect(onTickets.allSatisfy { $0.1.onTicket && $0.1.holdID != $0.0.requestID })
-                #expect(Set(onTickets.map(\.1.holdID)).count == 10)
-                // Larger than every ticket: admitted exactly, and later tickets are sized for it.
-                let large = Self.request(key, hold: 5_000)
-                let exact = try await gate.admission(for: large)
-                #expect(!exact.onTicket && exact.holdID == large.requestID)
-                admitted.append((large, exact))
+                    for _ in 0..<10 {
+                        let r = Self.request(key, hold: 900)
+                        admitted.append((r, try await gate.admission(for: r)))
+                    }
+                    let onTickets = admitted.suffix(10)
+                    #expect(onTickets.allSatisfy { $0.1.onTicket && $0.1.holdID != $0.0.requestID })
+                    #expect(Set(onTickets.map(\.1.holdID)).count == 10)
+                    // Larger than every ticket: admitted exactly, and later tickets are sized for it.
+                    let large = Self.request(key, hold: 5_000)
+                    let exact = try await gate.admission(for: large)
+                    #expect(!exact.onTicket && exact.holdID == large.requestID)
+                    admitted.append((large, exact))
 
-                for (r, admission) in admitted {
-                    let ledger = admission.onTicket
-                        ? LedgerDetail(requestID: r.requestID, startedAt: Date(), endpoint: "embeddings", model: "mistral-embed",
-                                       metadataJSON: nil, traceparent: nil)
-                        : nil
-                    queue.submit(Settlement(requestID: admission.holdID, cost: Money(nanos: 7), usage: Usage(promptTokens: 1),
-                                            statusCode: 200, estimated: false, credentialID: nil, upstreamLatencyMs: nil,
-                                            totalLatencyMs: nil, ledger: ledger))
+                    for (r, admission) in admitted {
+                        let ledger = admission.onTicket
+                            ? LedgerDetail(requestID: r.requestID, startedAt: Date(), endpoint: "embeddings", model: "mistral-embed",
+                                           metadataJSON: nil, traceparent: nil)
+                            : nil
+                        queue.submit(Settlement(requestID: admission.holdID, cost: Money(nanos: 7), usage: Usage(promptTokens: 1),
+                                                statusCode: 200, estimated: false, credentialID: nil, upstreamLatencyMs: nil,
+                                                totalLatencyMs: nil, ledger: ledger))
+                    }
+                    group.addTask { try await gate.run() }
+                    // Idle now: the unused tickets go back, whole.
+                    try await Self.eventually("every hold is settled or released") {
+                        try await Self.count("SELECT count(*)::int FROM holds", h) == 0
+                    }
+                    let window = try await h.budgetWindow(owner: key)
+                    #expect(window.reserved == 0)
+                    #expect(window.spent == Int64(7 * admitted.count))
+                    let ids = admitted.map { "'\($0.0.requestID.uuidString.lowercased())'" }.joined(separator: ",")
+                    #expect(try await Self.count("SELECT count(*)::int FROM usage_ledger WHERE request_id IN (\(ids))", h) == admitted.count)
+                    #expect(try await Self.count("SELECT count(*)::int FROM usage_ledger", h) == admitted.count)
+                    #expect(try await Self.count("SELECT count(*)::int FROM usage_ledger WHERE endpoint = 'embeddings'", h) == 10)
+                    #expect(gate.statistics.released >= policy.poolSize - 10)
+                    group.cancelAll()
                 }
-                group.addTask { try await gate.run() }
-                // Idle now: the unused tickets go back, whole.
-                try await Self.eventually("every hold is settled or released") {
-                    try await Self.count("SELECT count(*)::int FROM holds", h) == 0
-                }
-                let window = try await h.budgetWindow(owner: key)
-                #expect(window.reserved == 0)
-                #expect(window.spent == Int64(7 * admitted.count))
-                let ids = admitted.map { "'\($0.0.requestID.uuidString.lowercased())'" }.joined(separator: ",")
-                #expect(try await Self.count("SELECT count(*)::int FROM usage_ledger WHERE request_id IN (\(ids))", h) == admitted.count)
-                #expect(try await Self.count("SELECT count(*)::int FROM usage_ledger", h) == admitted.count)
-                #expect(try await Self.count("SELECT count(*)::int FROM usage_ledger WHERE endpoint = 'embeddings'", h) == 10)
-                #expect(gate.statistics.released >= policy.poolSize - 10)
-                group.cancelAll()
             }
         }
     }

@@ -71,13 +71,15 @@ fi
 pids=()
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pgbin=$(pg_config --bindir)
+# A run's own folder under BENCH_JOURNAL_DIR, removed with the work dir.
+journal_root=$work; [ -n "${BENCH_JOURNAL_DIR:-}" ] && journal_root=$BENCH_JOURNAL_DIR/tollgate-bench.$$
 cleanup() {
   set +e
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
   wait 2>/dev/null
   as_pg "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1
-  if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "work dir kept: $work" >&2; else rm -rf "$work"; fi
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "work dir kept: $work" >&2; else rm -rf "$work" "$journal_root"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -140,7 +142,7 @@ admin_port=$(free_port)
 TOLLGATE_ADMIN_PORT=$admin_port TOLLGATE_MIGRATE_ON_START=false "$bin/tollgate-admin" > "$work/admin.log" 2>&1 &
 admin_pid=$!; pids+=($admin_pid)
 start_proxy() {  # port id → pid
-  TOLLGATE_PROXY_PORT=$1 TOLLGATE_PROXY_ID=$2 TOLLGATE_JOURNAL_DIR=${BENCH_JOURNAL_DIR:-$work}/journal-$2 \
+  TOLLGATE_PROXY_PORT=$1 TOLLGATE_PROXY_ID=$2 TOLLGATE_JOURNAL_DIR=$journal_root/journal-$2 \
     "${sut_pin[@]}" "$bin/tollgate-proxy" > "$work/proxy-$2.log" 2>&1 &
   echo $!
 }
