@@ -43,13 +43,8 @@ do {
     databaseConfiguration.options.maximumConnections = configuration.databasePoolSize
     let registry = PrometheusCollectorRegistry()
     var metricsFactory = PrometheusMetricsFactory(registry: registry)
-    // The gateway's own stages take well under a millisecond: the default buckets start at 5 ms.
-    metricsFactory.defaultDurationHistogramBuckets = [
-        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
-        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-        .milliseconds(250), .milliseconds(500), .seconds(1), .microseconds(2_500_000), .seconds(5), .seconds(10),
-        .seconds(30), .seconds(60), .seconds(120),
-    ]
+    metricsFactory.defaultDurationHistogramBuckets = ProxyMetricBuckets.durations
+    metricsFactory.durationHistogramBuckets = ProxyMetricBuckets.byLabel
     MetricsSystem.bootstrap(metricsFactory)
     let client = PostgresClient(configuration: databaseConfiguration, backgroundLogger: logger)
     let upstream = ProxyDependencies.makeUpstreamClients(configuration)

@@ -259,11 +259,15 @@ run_wrk() {
 # Ledger check: between two snapshots, rows = requests the mock served, one 200 row per mock 200,
 # Σcost = key spend = tenant spend = Σ over requests of ceil((prompt×in + completion×out)/1e6),
 # computed from the mock's own usage counters; nothing left reserved once settled.
-pg_cmd="psql -h 127.0.0.1 -p $pg_port -U tollgate -d tollgate -qtAX"
-ledger_args=(--psql "$pg_cmd" --mock "http://127.0.0.1:$mock_port" --key "$vkey_id" --tenant "$tenant")
-ledger_snapshot() { python3 "$here/measure.py" snapshot "${ledger_args[@]}"; }
+# bench_db: the database the measured proxy uses, when not the bench database itself.
+ledger_args() {
+  echo --psql; echo "psql -h 127.0.0.1 -p $pg_port -U tollgate -d ${bench_db:-tollgate} -qtAX"
+  printf '%s\n' --mock "http://127.0.0.1:$mock_port" --key "$vkey_id" --tenant "$tenant"
+}
+ledger_snapshot() { local args; mapfile -t args < <(ledger_args); python3 "$here/measure.py" snapshot "${args[@]}"; }
 ledger_check() {  # NAME BEFORE MODEL CONNS
-  python3 "$here/measure.py" ledger "${ledger_args[@]}" --name "$1" --before "$2" --model "$3" --conns "$4" \
+  local args; mapfile -t args < <(ledger_args)
+  python3 "$here/measure.py" ledger "${args[@]}" --name "$1" --before "$2" --model "$3" --conns "$4" \
     --out "$work/out/$1.ledger.json" --wrk "$work/out/$1.tollgate.wrk.json" ${several_keys:+--many-keys}
 }
 
@@ -320,56 +324,68 @@ fi
 if want keys; then
   # Key lookup cost against the size of the key table. Every bulk key has a known secret
   # (deploy/bench/keys.py), so the load generator can send each request with a key the proxy has
-  # not seen: a cold run pays one real lookup per request. Cold runs alternate with hot runs (the
-  # bench key, cached), and the check compares cold/hot at each size: the machine's drift between
-  # the two sizes cancels out, the lookup's growth does not.
+  # not seen: a cold run pays one real lookup per request, a hot run (the bench key, cached) none.
+  # Each size has a database of its own (a copy of the bench database), so that the sizes' runs
+  # alternate, each with a proxy started fresh on it: the machine's drift over the scenario falls
+  # on every size alike. The check reads the lookup's own time inside the proxy
+  # (tollgate_key_lookup_seconds); the end-to-end fresh/cached ratio also pays an exact admission
+  # per request, whose commit (an fsync) varies far more than a lookup can.
   seed=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
   probes=${BENCH_KEY_PROBES:-12000}   # fresh keys per cold run; more than a run can use at c1
-  psql_ -c "CREATE UNLOGGED TABLE bench_keys_stage (id uuid, key_hash bytea, display_prefix text, name text)"
-  have=0
+  kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true   # a template must have no connections
   for n in $key_counts; do
-    if [ "$n" -gt "$have" ]; then
-      log "keys: inserting $(( n - have )) keys with known secrets (total $n)"
-      t0=$(date +%s.%N)
-      python3 "$here/keys.py" rows --from $(( have + 1 )) --to "$n" --seed "$seed" \
-        | psql_ -c "\copy bench_keys_stage FROM STDIN (FORMAT csv)"
-      # Triggers off for the bulk load: a million change notifications would only measure LISTEN.
-      psql_ <<SQL
+    PGDB=postgres psql_ -c "CREATE DATABASE tollgate_keys$n TEMPLATE tollgate"
+    log "keys: inserting $n keys with known secrets into database tollgate_keys$n"
+    t0=$(date +%s.%N)
+    PGDB=tollgate_keys$n psql_ -c "CREATE UNLOGGED TABLE bench_keys_stage (id uuid, key_hash bytea, display_prefix text, name text)"
+    python3 "$here/keys.py" rows --from 1 --to "$n" --seed "$seed" \
+      | PGDB=tollgate_keys$n psql_ -c "\copy bench_keys_stage FROM STDIN (FORMAT csv)"
+    # Triggers off for the bulk load: a million change notifications would only measure LISTEN.
+    PGDB=tollgate_keys$n psql_ <<SQL
 SET session_replication_role = replica;
 INSERT INTO virtual_keys (id, tenant_id, name, display_prefix) SELECT id, '$tenant', name, display_prefix FROM bench_keys_stage;
 INSERT INTO virtual_key_secrets (key_hash, key_id, tenant_id, display_prefix) SELECT key_hash, id, '$tenant', display_prefix FROM bench_keys_stage;
-TRUNCATE bench_keys_stage;
+DROP TABLE bench_keys_stage;
 SQL
-      psql_ -c "VACUUM ANALYZE virtual_keys" -c "VACUUM ANALYZE virtual_key_secrets"
-      log "keys: inserted in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
-      have=$n
-    fi
+    # Flushed now: a checkpoint writing the bulk load back during the runs would be measured too.
+    PGDB=tollgate_keys$n psql_ -c "VACUUM ANALYZE virtual_keys" -c "VACUUM ANALYZE virtual_key_secrets" -c "CHECKPOINT"
+    log "keys: inserted in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
     # Two disjoint sets of fresh keys, one per cold run, drawn from the whole table.
     per_run=$(( probes < n / 2 ? probes : n / 2 ))
     python3 "$here/keys.py" sample --upto "$n" --count $(( 2 * per_run )) --seed "$seed" > "$work/probes$n.txt"
     head -n "$per_run" "$work/probes$n.txt" > "$work/probes$n.a.txt"
     tail -n +$(( per_run + 1 )) "$work/probes$n.txt" > "$work/probes$n.b.txt"
-    hash_hex=$(psql_ -c "SELECT encode(key_hash,'hex') FROM virtual_key_secrets ORDER BY key_hash OFFSET $(( n / 2 )) LIMIT 1")
-    # Database-side cost of one uncached lookup (the proxy's exact query), median of 200 runs.
-    psql_ > "$work/out/keys$n.lookup.txt" <<SQL
-PREPARE lk(bytea) AS SELECT k.id, t.wrapped_data_key FROM virtual_key_secrets s
-  JOIN virtual_keys k ON k.id = s.key_id JOIN tenants t ON t.id = k.tenant_id
+    # Database-side cost of one lookup (the proxy's exact query) of keys not looked up before,
+    # 200 of them drawn from the whole table; median.
+    PGDB=tollgate_keys$n psql_ -c "SELECT encode(key_hash,'hex') FROM virtual_key_secrets ORDER BY random() LIMIT 220" \
+      > "$work/lookup-hashes$n.txt"
+    PGDB=tollgate_keys$n psql_ > "$work/out/keys$n.lookup.txt" <<SQL
+PREPARE lk(bytea) AS SELECT k.id, k.tenant_id, k.name, k.status, (k.expires_at IS NOT NULL AND k.expires_at <= now()),
+       t.status, t.currency, k.allowed_models, k.allowed_endpoints, k.credential_ids, k.default_max_tokens,
+       k.rpm_limit, k.tpm_limit, k.max_concurrent, t.wrapped_data_key, s.valid_until
+  FROM virtual_key_secrets s JOIN virtual_keys k ON k.id = s.key_id JOIN tenants t ON t.id = k.tenant_id
   WHERE s.key_hash = \$1 AND (s.valid_until IS NULL OR s.valid_until > now());
 \o /dev/null
-$(for _ in $(seq 1 20); do echo "EXPLAIN (ANALYZE, TIMING OFF) EXECUTE lk('\\x$hash_hex');"; done)
+$(head -n 20 "$work/lookup-hashes$n.txt" | while read -r h; do echo "EXPLAIN (ANALYZE, TIMING OFF) EXECUTE lk('\\x$h');"; done)
 \o
-$(for _ in $(seq 1 200); do echo "EXPLAIN (ANALYZE, SUMMARY ON, TIMING OFF) EXECUTE lk('\\x$hash_hex');"; done)
+$(tail -n +21 "$work/lookup-hashes$n.txt" | while read -r h; do echo "EXPLAIN (ANALYZE, SUMMARY ON, TIMING OFF) EXECUTE lk('\\x$h');"; done)
 SQL
-    # A fresh proxy: nothing cached from the smaller table.
-    kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
-    proxy_pid=$(start_proxy "$proxy_port" bench-1); pids+=($proxy_pid); active_proxy_pids=$proxy_pid
-    wait_http "http://127.0.0.1:$proxy_port/healthz"
-    for round in a b; do
-      run_wrk "keys${n}hot$round" tollgate "$proxy_port" "$vkey" chat 1
+  done
+  for round in a b; do
+    for n in $key_counts; do
+      # A fresh proxy on this size's database: nothing cached from an earlier run.
+      proxy_pid=$(DATABASE_URL="postgres://tollgate@127.0.0.1:$pg_port/tollgate_keys$n?sslmode=disable" \
+        start_proxy "$proxy_port" "bench-keys$n"); pids+=($proxy_pid); active_proxy_pids=$proxy_pid
+      wait_http "http://127.0.0.1:$proxy_port/healthz"
+      bench_db=tollgate_keys$n run_wrk "keys${n}hot$round" tollgate "$proxy_port" "$vkey" chat 1
       # No warm-up here: it would use up (and cache) the run's fresh keys; the hot run warmed up.
-      keys_file=$work/probes$n.$round.txt warmup=0 several_keys=1 run_wrk "keys${n}cold$round" tollgate "$proxy_port" "$vkey" chat 1
+      bench_db=tollgate_keys$n keys_file=$work/probes$n.$round.txt warmup=0 several_keys=1 \
+        run_wrk "keys${n}cold$round" tollgate "$proxy_port" "$vkey" chat 1
+      kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
     done
   done
+  proxy_pid=$(start_proxy "$proxy_port" bench-1); pids+=($proxy_pid); active_proxy_pids=$proxy_pid
+  wait_http "http://127.0.0.1:$proxy_port/healthz"
 fi
 
 if want replicas; then

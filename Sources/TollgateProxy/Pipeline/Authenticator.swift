@@ -32,9 +32,11 @@ struct Authenticator: Sendable {
         let generation = cache.generation
         let resolved: ResolvedKey?
         do {
+            let started = ContinuousClock.now
             resolved = try await withDeadline(.seconds(3)) { [database, directory] in
                 try await database.read { try await directory.resolve(hash: Array(hash), on: $0) }
             }
+            ProxyMetrics.keyLookup(.now - started)
         } catch {
             throw ProxyError.unavailable("The gateway cannot reach its database; retry shortly.")
         }

@@ -22,6 +22,8 @@ enum ProxyMetrics {
     private static let usageCounters = Locked([UsageKey: UsageCounters]())
     private static let rejectionCounters = Locked([String: Counter]())
     private static let reservationTimer = Timer(label: "tollgate_reservation_seconds", dimensions: [], preferredDisplayUnit: .seconds)
+    /// The database lookup of a key the cache did not have (pool checkout included).
+    private static let keyLookupTimer = Timer(label: ProxyMetricBuckets.keyLookupLabel, dimensions: [], preferredDisplayUnit: .seconds)
 
     private static func cached<Key: Hashable, Handle>(_ cache: Locked<[Key: Handle]>, _ key: Key, make: () -> Handle) -> Handle {
         if let handle = cache.withLock({ $0[key] }) { return handle }
@@ -48,6 +50,10 @@ enum ProxyMetrics {
         reservationTimer.recordNanoseconds(duration.nanoseconds)
     }
 
+    static func keyLookup(_ duration: Duration) {
+        keyLookupTimer.recordNanoseconds(duration.nanoseconds)
+    }
+
     static func usage(tenant: UUID, model: String, promptTokens: Int, completionTokens: Int, costNanos: Int64) {
         let counters = cached(usageCounters, UsageKey(tenant: tenant, model: model)) {
             let dimensions = [("tenant", tenant.apiString), ("model", model)]
@@ -67,4 +73,25 @@ enum ProxyMetrics {
     static func rejection(_ reason: String) {
         cached(rejectionCounters, reason) { Counter(label: "tollgate_rejections_total", dimensions: [("reason", reason)]) }.increment()
     }
+}
+
+/// Histogram buckets for the proxy's durations, for the metrics factory the executable sets up.
+public enum ProxyMetricBuckets {
+    /// The gateway's own stages take well under a millisecond: the usual defaults start at 5 ms.
+    public static let durations: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .microseconds(2_500_000), .seconds(5), .seconds(10),
+        .seconds(30), .seconds(60), .seconds(120),
+    ]
+
+    static let keyLookupLabel = "tollgate_key_lookup_seconds"
+
+    /// Finer buckets where they matter: a key lookup is one round trip of well under a
+    /// millisecond, whose growth with the key table (the benchmark's check) is tens of µs at most.
+    public static let byLabel: [String: [Duration]] = [
+        keyLookupLabel: stride(from: 50, through: 1_000, by: 50).map { .microseconds($0) }
+            + [.microseconds(1_500), .milliseconds(2), .microseconds(2_500), .milliseconds(5), .milliseconds(10),
+               .milliseconds(25), .milliseconds(100), .seconds(1), .seconds(3)],
+    ]
 }
