@@ -50,7 +50,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         var sizingWindow: Duration = .seconds(5)
     }
 
-    private struct Ticket {
+    private struct Ticket: HoldsTokens {
         let id: UUID
         let amount: Int64
         let tokens: Int64
@@ -61,7 +61,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
     }
 
     private struct Pool {
-        var tickets: [Ticket] = []
+        var tickets = TicketStock<Ticket>()
         var lastDemand: ContinuousClock.Instant
         /// What new tickets are sized to: the largest hold and token count of this sizing window
         /// and the one before.
@@ -114,9 +114,44 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         /// tickets took): the response caps it.
         var remainingAllowance: ReservationOutcome {
             .admitted(remainingRequests: roomAfterGrant.requests.map { $0 + Int64(tickets.count) },
-                      remainingTokens: roomAfterGrant.tokens.map { room in
-                          tickets.reduce(room) { $0 + $1.tokens }
-                      })
+                      remainingTokens: roomAfterGrant.tokens.map { $0 + tickets.tokens })
+        }
+
+        /// Records the request's demand and takes the oldest unused ticket that covers it, if any.
+        mutating func claim(for request: ReservationRequest, at now: ContinuousClock.Instant,
+                            policy: Policy) -> (Ticket, remaining: ReservationOutcome)? {
+            recordDemand(at: now)
+            recordSize(of: request, at: now, window: policy.sizingWindow)
+            guard let ticket = tickets.takeFirst(where: {
+                $0.amount >= request.hold.nanos && $0.tokens >= request.tokens && now - $0.granted < policy.maxAge
+                    && ($0.usableUntil.map { now < $0 } ?? true)
+            }) else { return nil }
+            return (ticket, remainingAllowance)
+        }
+
+        /// Whether to ask for more tickets now: down to half the target, none asked for already,
+        /// and not told no a moment ago.
+        mutating func startRefillIfLow(at now: ContinuousClock.Instant, policy: Policy) -> Bool {
+            guard !refilling, tickets.count <= target(policy) / 2, quietUntil.map({ now >= $0 }) ?? true else { return false }
+            refilling = true
+            return true
+        }
+
+        /// A grant's answer: its tickets join the pool (sized as `sized` asked for), or, granted
+        /// none, the key is not asked for again for a while.
+        mutating func landGrant(_ grant: TicketGrant, asked: ContinuousClock.Instant, sized: Pool,
+                                answered: ContinuousClock.Instant, policy: Policy) {
+            refilling = false
+            if grant.ticketIDs.isEmpty {
+                quietUntil = answered + policy.quietAfterRefusal
+                return
+            }
+            quietUntil = nil
+            roomAfterGrant = (grant.remainingRequests, grant.remainingTokens)
+            tickets.append(contentsOf: grant.ticketIDs.map {
+                Ticket(id: $0, amount: sized.amount, tokens: sized.tokens, granted: asked,
+                       usableUntil: grant.usableFor.map { asked + $0 })
+            })
         }
 
         func target(_ policy: Policy) -> Int {
@@ -175,28 +210,18 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         let now = ContinuousClock.now
         let (ticket, refillEpoch) = state.withLock { s -> ((Ticket, remaining: ReservationOutcome)?, Int?) in
             guard !s.closed else { return (nil, nil) }
-            guard var pool = s.pools[request.keyID] else {
+            guard s.pools[request.keyID] != nil else {
                 // A key's first request: no tickets until it is seen in use.
                 s.pools[request.keyID] = Pool(now: now, request: request)
                 return (nil, nil)
             }
-            pool.recordDemand(at: now)
-            pool.recordSize(of: request, at: now, window: policy.sizingWindow)
-            var ticket: (Ticket, remaining: ReservationOutcome)?
-            if let i = pool.tickets.firstIndex(where: {
-                $0.amount >= request.hold.nanos && $0.tokens >= request.tokens && now - $0.granted < policy.maxAge
-                    && ($0.usableUntil.map { now < $0 } ?? true)
-            }) {
-                let taken = pool.tickets.remove(at: i)
-                ticket = (taken, pool.remainingAllowance)
-            }
+            // In place (through the dictionary's accessor): a copy of the pool would copy its tickets.
+            let ticket = s.pools[request.keyID]!.claim(for: request, at: now, policy: policy)
             var refill: Int?
-            if !pool.refilling, pool.tickets.count <= pool.target(policy) / 2, pool.quietUntil.map({ now >= $0 }) ?? true {
-                pool.refilling = true
+            if s.pools[request.keyID]!.startRefillIfLow(at: now, policy: policy) {
                 s.refillsInFlight += 1
                 refill = s.epoch
             }
-            s.pools[request.keyID] = pool
             return (ticket, refill)
         }
         if let refillEpoch { Task { await self.refill(keyID: request.keyID, epoch: refillEpoch) } }
@@ -214,7 +239,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         if case .admitted(let requests, let tokens) = outcome, requests != nil || tokens != nil {
             // The database counts this replica's unused tickets as taken; they are the key's to use.
             let unused = state.withLock { s in
-                s.pools[request.keyID].map { ($0.tickets.count, $0.tickets.reduce(0) { $0 + $1.tokens }) } ?? (0, 0)
+                s.pools[request.keyID].map { ($0.tickets.count, $0.tickets.tokens) } ?? (0, 0)
             }
             outcome = .admitted(remainingRequests: requests.map { $0 + Int64(unused.0) }, remainingTokens: tokens.map { $0 + unused.1 })
         }
@@ -227,13 +252,9 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
     private func giveBack(keyID: UUID) -> Int {
         let now = ContinuousClock.now
         let tickets = state.withLock { s -> [UUID] in
-            guard var pool = s.pools[keyID] else { return [] }
-            defer {
-                pool.tickets = []
-                pool.quietUntil = now + policy.quietAfterRefusal
-                s.pools[keyID] = pool
-            }
-            return pool.tickets.map(\.id)
+            guard s.pools[keyID] != nil else { return [] }
+            s.pools[keyID]!.quietUntil = now + policy.quietAfterRefusal
+            return s.pools[keyID]!.tickets.removeAll().map(\.id)
         }
         release(tickets)
         return tickets.count
@@ -276,19 +297,8 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         let answered = ContinuousClock.now
         let unwanted = state.withLock { s -> [UUID] in
             s.refillsInFlight -= 1
-            guard s.epoch == epoch, !s.closed, var current = s.pools[keyID] else { return grant.ticketIDs }
-            current.refilling = false
-            if grant.ticketIDs.isEmpty {
-                current.quietUntil = answered + policy.quietAfterRefusal
-            } else {
-                current.quietUntil = nil
-                current.roomAfterGrant = (grant.remainingRequests, grant.remainingTokens)
-                current.tickets += grant.ticketIDs.map {
-                    Ticket(id: $0, amount: pool.amount, tokens: pool.tokens, granted: asking,
-                           usableUntil: grant.usableFor.map { asking + $0 })
-                }
-            }
-            s.pools[keyID] = current
+            guard s.epoch == epoch, !s.closed, s.pools[keyID] != nil else { return grant.ticketIDs }
+            s.pools[keyID]!.landGrant(grant, asked: asking, sized: pool, answered: answered, policy: policy)
             return []
         }
         counters.withLock { $0.granted += grant.ticketIDs.count }
@@ -301,7 +311,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         let tickets = state.withLock { s -> [UUID] in
             s.epoch += 1
             defer { s.pools.removeAll() }
-            return s.pools.values.flatMap { $0.tickets.map(\.id) }
+            return s.pools.values.flatMap { $0.tickets.all.map(\.id) }
         }
         release(tickets)
     }
@@ -310,19 +320,15 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
     func sweep(now: ContinuousClock.Instant = .now) {
         let stale = state.withLock { s -> [UUID] in
             var stale: [UUID] = []
-            for (keyID, var pool) in s.pools {
+            for (keyID, pool) in s.pools {
                 if now - pool.lastDemand >= policy.idleRelease, !pool.refilling {
-                    stale += pool.tickets.map(\.id)
+                    stale += pool.tickets.all.map(\.id)
                     s.pools[keyID] = nil
                     continue
                 }
-                let (old, fresh) = pool.tickets.partitioned {
+                stale += s.pools[keyID]!.tickets.removeAll {
                     now - $0.granted >= policy.maxAge || ($0.usableUntil.map { now >= $0 } ?? false)
-                }
-                guard !old.isEmpty else { continue }
-                stale += old.map(\.id)
-                pool.tickets = fresh
-                s.pools[keyID] = pool
+                }.map(\.id)
             }
             return stale
         }
@@ -346,7 +352,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
             s.closed = true
             s.epoch += 1
             defer { s.pools.removeAll() }
-            return s.pools.values.flatMap { $0.tickets.map(\.id) }
+            return s.pools.values.flatMap { $0.tickets.all.map(\.id) }
         }
         release(tickets)
         // A grant still on its way gives its tickets back when it lands (closed): wait for it, so
