@@ -7,7 +7,8 @@ exactly as the admin API stores minted keys. So the load generator can authentic
 the table: every request with a fresh key costs the proxy a real, uncached lookup.
 
   keys.py rows --from A --to B --seed S      CSV (id, hash hex, display prefix, name) for keys A..B, on stdout
-  keys.py sample --upto N --count C --seed S C secrets of keys drawn uniformly from 1..N, one per line
+  keys.py sample --upto N --count C --seed S [--draw D]
+                                              C secrets of keys drawn uniformly from 1..N, one per line
 
 The pepper comes from TOLLGATE_KEY_PEPPER (base64), as for the proxy.
 """
@@ -40,7 +41,7 @@ def cmd_rows(a):
 
 
 def cmd_sample(a):
-    rng = random.Random(f"{a.seed}:sample:{a.upto}")
+    rng = random.Random(f"{a.seed}:sample:{a.upto}:{a.draw}")
     for g in rng.sample(range(1, a.upto + 1), min(a.count, a.upto)):
         print(secret(a.seed, g))
 
@@ -57,6 +58,7 @@ def main():
     p.add_argument("--upto", type=int, required=True)
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--seed", required=True)
+    p.add_argument("--draw", default="", help="another draw (order, keys) from the same keys")
     p.set_defaults(fn=cmd_sample)
     a = ap.parse_args()
     a.fn(a)

@@ -107,11 +107,12 @@ def histogram_p50_ms(cumulative, count):
 
 
 def key_lookup_runs(runs, lat):
-    """Per key-table size: p50 of the chat c1 runs with a fresh (uncached) key per request and with
-    the cached bench key, measured alternately; their ratio cancels the machine's drift."""
+    """Per key-table size: the median over rounds of the p50 of the chat c1 runs with a fresh
+    (uncached) key per request and with the cached bench key, measured alternately; their ratio
+    cancels the machine's drift."""
     sizes = {}
     for (scenario, path) in runs:
-        m = re.fullmatch(r"keys(\d+)(hot|cold)([ab])", scenario)
+        m = re.fullmatch(r"keys(\d+)(hot|cold)(\d+)", scenario)
         if not m or path != "tollgate":
             continue
         entry = sizes.setdefault(int(m.group(1)), {"hots": [], "colds": []})
@@ -119,17 +120,17 @@ def key_lookup_runs(runs, lat):
     out = {}
     for n, e in sizes.items():
         if e["hots"] and e["colds"] and all(e["hots"]) and all(e["colds"]):
-            hot, cold = statistics.mean(e["hots"]), statistics.mean(e["colds"])
+            hot, cold = statistics.median(e["hots"]), statistics.median(e["colds"])
             out[n] = dict(e, hot=hot, cold=cold, ratio=cold / hot)
     return out
 
 
 def key_lookups_in_proxy(work, runs):
     """Per key-table size: the proxy's own key lookups during the cold runs (one per fresh key):
-    their p50 from tollgate_key_lookup_seconds, and how many there were against the requests."""
+    the median over rounds of their p50 (tollgate_key_lookup_seconds), and how many there were."""
     sizes = {}
     for (scenario, path) in runs:
-        m = re.fullmatch(r"keys(\d+)cold([ab])", scenario)
+        m = re.fullmatch(r"keys(\d+)cold(\d+)", scenario)
         if not m or path != "tollgate":
             continue
         cumulative, count, total = histogram_diff(work, scenario, "tollgate_key_lookup_seconds")
@@ -137,7 +138,7 @@ def key_lookups_in_proxy(work, runs):
         entry["p50s"].append(histogram_p50_ms(cumulative, count))
         entry["lookups"] += count
         entry["requests"] += runs[(scenario, path)].get("result", {}).get("requests") or 0
-    return {n: dict(e, p50=statistics.mean(e["p50s"])) for n, e in sizes.items() if e["p50s"] and all(e["p50s"])}
+    return {n: dict(e, p50=statistics.median(e["p50s"])) for n, e in sizes.items() if e["p50s"] and all(e["p50s"])}
 
 
 def ms(us):

@@ -15,6 +15,7 @@
 #                         mock and Postgres float. See README "Benchmarks" for the trade-off.
 #   BENCH_SCENARIOS=all   or a space-separated subset of: chat1 chat32 chat128 stream embed keys replicas client
 #   BENCH_KEYS="10000 1000000"   key counts for the lookup scenario
+#   BENCH_KEY_ROUNDS=4    times the key counts' runs alternate (hot and cold, a fresh proxy each)
 #   BENCH_SKIP_BUILD=0    1: use binaries already in $BENCH_BIN
 #   BENCH_BIN             default .build-bench/release (built with --scratch-path .build-bench)
 #   BENCH_PG_OPTS=       extra postgres options, e.g. "-c synchronous_commit=off" (diagnosis only; not the published setup)
@@ -332,6 +333,7 @@ if want keys; then
   # per request, whose commit (an fsync) varies far more than a lookup can.
   seed=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
   probes=${BENCH_KEY_PROBES:-12000}   # fresh keys per cold run; more than a run can use at c1
+  key_rounds=${BENCH_KEY_ROUNDS:-4}   # the sizes' runs alternate this many times (the noise is between runs)
   kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true   # a template must have no connections
   for n in $key_counts; do
     PGDB=postgres psql_ -c "CREATE DATABASE tollgate_keys$n TEMPLATE tollgate"
@@ -350,11 +352,19 @@ SQL
     # Flushed now: a checkpoint writing the bulk load back during the runs would be measured too.
     PGDB=tollgate_keys$n psql_ -c "VACUUM ANALYZE virtual_keys" -c "VACUUM ANALYZE virtual_key_secrets" -c "CHECKPOINT"
     log "keys: inserted in $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s"
-    # Two disjoint sets of fresh keys, one per cold run, drawn from the whole table.
-    per_run=$(( probes < n / 2 ? probes : n / 2 ))
-    python3 "$here/keys.py" sample --upto "$n" --count $(( 2 * per_run )) --seed "$seed" > "$work/probes$n.txt"
-    head -n "$per_run" "$work/probes$n.txt" > "$work/probes$n.a.txt"
-    tail -n +$(( per_run + 1 )) "$work/probes$n.txt" > "$work/probes$n.b.txt"
+    # Fresh keys for the cold runs, drawn from the whole table: a set per round, disjoint when the
+    # table is large enough (else drawn again for each round: each run's proxy starts empty).
+    per_run=$(( probes < n ? probes : n ))
+    if [ $(( key_rounds * per_run )) -le "$n" ]; then
+      python3 "$here/keys.py" sample --upto "$n" --count $(( key_rounds * per_run )) --seed "$seed" > "$work/probes$n.txt"
+      for r in $(seq 1 "$key_rounds"); do
+        sed -n "$(( (r - 1) * per_run + 1 )),$(( r * per_run ))p" "$work/probes$n.txt" > "$work/probes$n.$r.txt"
+      done
+    else
+      for r in $(seq 1 "$key_rounds"); do
+        python3 "$here/keys.py" sample --upto "$n" --count "$per_run" --seed "$seed" --draw "$r" > "$work/probes$n.$r.txt"
+      done
+    fi
     # Database-side cost of one lookup (the proxy's exact query) of keys not looked up before,
     # 200 of them drawn from the whole table; median.
     PGDB=tollgate_keys$n psql_ -c "SELECT encode(key_hash,'hex') FROM virtual_key_secrets ORDER BY random() LIMIT 220" \
@@ -371,7 +381,7 @@ $(head -n 20 "$work/lookup-hashes$n.txt" | while read -r h; do echo "EXPLAIN (AN
 $(tail -n +21 "$work/lookup-hashes$n.txt" | while read -r h; do echo "EXPLAIN (ANALYZE, SUMMARY ON, TIMING OFF) EXECUTE lk('\\x$h');"; done)
 SQL
   done
-  for round in a b; do
+  for round in $(seq 1 "$key_rounds"); do
     for n in $key_counts; do
       # A fresh proxy on this size's database: nothing cached from an earlier run.
       proxy_pid=$(DATABASE_URL="postgres://tollgate@127.0.0.1:$pg_port/tollgate_keys$n?sslmode=disable" \
