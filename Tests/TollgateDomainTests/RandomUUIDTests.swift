@@ -19,6 +19,35 @@ struct RandomUUIDTests {
     }
 }
 
+@Suite("Time-ordered UUIDs")
+struct TimeOrderedUUIDTests {
+    /// Version 7, RFC 4122 variant, the given Unix milliseconds in the first 48 bits (big-endian),
+    /// random bits after them.
+    @Test func layoutIsVersion7WithTheTimeFirst() {
+        let ms: UInt64 = 0x0123_4567_89AB
+        var seen = Set<UUID>()
+        for _ in 0..<5_000 {
+            let id = UUID.timeOrdered(milliseconds: ms)
+            let text = id.apiString
+            #expect(text.hasPrefix("01234567-89ab-7"), "\(text)")
+            #expect("89ab".contains(Array(text)[19]), "variant of \(text)")
+            seen.insert(id)
+        }
+        #expect(seen.count == 5_000, "74 random bits: no repeats within one millisecond")
+    }
+
+    /// Ids minted later sort after earlier ones (as text and as Postgres orders uuids: bytewise).
+    @Test func laterIdsSortAfterEarlierOnes() {
+        let ids = [UInt64(1_700_000_000_000), 1_700_000_000_001, 1_800_000_000_000, 281_474_976_710_655]
+            .map { UUID.timeOrdered(milliseconds: $0).apiString }
+        #expect(ids == ids.sorted())
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        let minted = UUID.timeOrdered()
+        let stamp = withUnsafeBytes(of: minted.uuid) { bytes in bytes.prefix(6).reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        #expect(stamp >= now && stamp <= now + 1_000)
+    }
+}
+
 @Suite("UUID text")
 struct UUIDTextTests {
     /// The hand-written formatter agrees with Foundation's on random ids and on the extremes.

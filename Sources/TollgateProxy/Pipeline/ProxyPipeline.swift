@@ -23,7 +23,8 @@ struct ProxyPipeline: Sendable {
 
     /// `loop`: the event loop of the caller's connection; the upstream call stays on it.
     func handle(_ request: Request, loop: (any EventLoop)? = nil) async -> Response {
-        let requestID = UUID.random()
+        // Time-ordered: it becomes the usage ledger's primary key (see UUID.timeOrdered).
+        let requestID = UUID.timeOrdered()
         let started = ContinuousClock.now
         ProxyMetrics.requestStarted()
         defer { ProxyMetrics.requestFinished() }
