@@ -33,12 +33,13 @@ import Testing
             let events = sseEvents(received).count
             #expect(arrivals.count == events)
             // The pause came after exactly three events: the fourth arrived at least the stall after
-            // the request (a lower bound, which load cannot break), and the longest gap between two
-            // arrivals is the one before it (the unpaced rest of the stream comes at once).
+            // the request (a lower bound, which load cannot break), and the gap before it is most
+            // of the stall. (Not "the longest gap": under a parallel suite's load this reader once
+            // paused for longer than the stall itself, later in the stream.)
             try #require(events > 4)
             #expect(arrivals[3] - started >= .seconds(1))
             let gaps = (1..<arrivals.count).map { arrivals[$0] - arrivals[$0 - 1] }
-            #expect(gaps.firstIndex(of: gaps.max()!) == 2, "longest gap between event 3 and event 4")
+            #expect(gaps[2] >= .milliseconds(900), "the stall is between event 3 and event 4: gaps \(gaps)")
             #expect(mock.requestLog.last?.fault == .stallMidStream(afterChunks: 3, stall: .seconds(1)))
             #expect(mock.stats.streamsCompleted == 1)
         }

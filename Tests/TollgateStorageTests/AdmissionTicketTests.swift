@@ -125,7 +125,7 @@ import TollgateTestSupport
             let rpm = try await BatchedAdmissionTests.key(beta, limits: RateLimits(requestsPerMinute: 80), on: db)
             let rpmGrant = try await Self.take(rpm, count: 16, db: db)
             #expect(rpmGrant.ticketIDs.count == 10)  // 80 / 8
-            // The room left is reported as an exact admission reports it (read in the grant's transaction).
+            // The room left is reported as an exact admission reports it (read just after the grant commits).
             #expect(rpmGrant.remainingRequests == 70 && rpmGrant.remainingTokens == nil)
             let tpm = try await BatchedAdmissionTests.key(beta, limits: RateLimits(tokensPerMinute: 8_000), on: db)
             let tpmGrant = try await Self.take(tpm, count: 16, tokens: 100, db: db)

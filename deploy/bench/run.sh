@@ -148,6 +148,8 @@ start_proxy() {  # port id → pid
   echo $!
 }
 wait_http() { for _ in $(seq 1 150); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "not up: $1" >&2; return 1; }
+# A proxy started through $(start_proxy) is not this shell's child: `wait` cannot wait for it.
+stop_proxy() { kill "$1" 2>/dev/null || true; for _ in $(seq 1 300); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; echo "proxy $1 still running" >&2; }
 proxy_pid=$(start_proxy "$proxy_port" bench-1); pids+=($proxy_pid)
 wait_http "http://127.0.0.1:$admin_port/healthz"; wait_http "http://127.0.0.1:$proxy_port/healthz"
 wait_http "http://127.0.0.1:$mock_port/_mock/health"; wait_http "http://127.0.0.1:$nginx_port/_mock/health"
@@ -334,7 +336,7 @@ if want keys; then
   seed=$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')
   probes=${BENCH_KEY_PROBES:-12000}   # fresh keys per cold run; more than a run can use at c1
   key_rounds=${BENCH_KEY_ROUNDS:-4}   # the sizes' runs alternate this many times (the noise is between runs)
-  kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true   # a template must have no connections
+  stop_proxy "$proxy_pid"   # a template must have no connections
   for n in $key_counts; do
     PGDB=postgres psql_ -c "CREATE DATABASE tollgate_keys$n TEMPLATE tollgate"
     log "keys: inserting $n keys with known secrets into database tollgate_keys$n"
@@ -391,7 +393,7 @@ SQL
       # No warm-up here: it would use up (and cache) the run's fresh keys; the hot run warmed up.
       bench_db=tollgate_keys$n keys_file=$work/probes$n.$round.txt warmup=0 several_keys=1 \
         run_wrk "keys${n}cold$round" tollgate "$proxy_port" "$vkey" chat 1
-      kill "$proxy_pid"; wait "$proxy_pid" 2>/dev/null || true
+      stop_proxy "$proxy_pid"
     done
   done
   proxy_pid=$(start_proxy "$proxy_port" bench-1); pids+=($proxy_pid); active_proxy_pids=$proxy_pid

@@ -90,14 +90,18 @@ final class PostgresAdmissionGate: AdmissionGate {
     /// key (its unused admission tickets), saying whether there was any. If there was, the second
     /// try is made for every refusal that room could relax (requests/min too), confirmed before or
     /// not, and it waits for those releases to post along with the settlements: one wait and two
-    /// round trips at most, however the refusal is relieved.
+    /// round trips at most, however the refusal is relieved. (Without `pendingSettlements` there
+    /// is no second try at all; `TicketedAdmissionGate` always sets it.) A request too large for
+    /// the key's limits frees nothing: no room would make it fit, and the key's other requests
+    /// keep their tickets.
     func admit(_ request: ReservationRequest, freeingRoom freeRoom: () -> Bool) async throws -> ReservationOutcome {
         let outcome = try await admitOnce(request)
         if case .admitted = outcome {
             forgetConfirmedRefusal(of: request.keyID)
             return outcome
         }
-        let freed = freeRoom() && outcome.mayBeRelievedByRelease
+        var freed = false
+        if case .requestTooLarge = outcome {} else { freed = freeRoom() && outcome.mayBeRelievedByRelease }
         guard let pending = pendingSettlements,
               freed || (outcome.mayBeRelievedBySettlement && !refusalRecentlyConfirmed(for: request.keyID))
         else { return outcome }

@@ -60,6 +60,15 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
         let usableUntil: ContinuousClock.Instant?
     }
 
+    /// What one grant asks for: `count` tickets of this size, for this endpoint and model.
+    private struct GrantRequest {
+        let amount: Int64
+        let tokens: Int64
+        let endpoint: String
+        let model: String?
+        let count: Int
+    }
+
     private struct Pool {
         var tickets = TicketStock<Ticket>()
         var lastDemand: ContinuousClock.Instant
@@ -139,7 +148,7 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
 
         /// A grant's answer: its tickets join the pool (sized as `sized` asked for), or, granted
         /// none, the key is not asked for again for a while.
-        mutating func landGrant(_ grant: TicketGrant, asked: ContinuousClock.Instant, sized: Pool,
+        mutating func landGrant(_ grant: TicketGrant, asked: ContinuousClock.Instant, sized: GrantRequest,
                                 answered: ContinuousClock.Instant, policy: Policy) {
             refilling = false
             if grant.ticketIDs.isEmpty {
@@ -263,14 +272,17 @@ final class TicketedAdmissionGate: AdmissionGate, Service {
     /// Tops `keyID`'s pool up in one round trip; gives the tickets back at once if the pools were
     /// dropped meanwhile.
     private func refill(keyID: UUID, epoch: Int) async {
-        guard let pool = state.withLock({ s -> Pool? in
+        // What to ask for, read once: holding a copy of the pool would make the grant's append
+        // copy all its tickets.
+        guard let pool = state.withLock({ s -> GrantRequest? in
             guard let pool = s.pools[keyID], s.epoch == epoch, !s.closed else {
                 s.refillsInFlight -= 1
                 return nil
             }
-            return pool
+            return GrantRequest(amount: pool.amount, tokens: pool.tokens, endpoint: pool.endpoint, model: pool.model,
+                                count: max(0, pool.target(policy) - pool.tickets.count))
         }) else { return }
-        let asked = (0..<max(0, pool.target(policy) - pool.tickets.count)).map { _ in UUID.random() }
+        let asked = (0..<pool.count).map { _ in UUID.random() }
         let asking = ContinuousClock.now
         var grant = TicketGrant(ticketIDs: [], usableFor: nil)
         do {
