@@ -9,23 +9,27 @@ import PackagePlugin
 struct EmbedFiles: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: any Target) throws -> [Command] {
         let root = context.package.directoryURL
-        let (name, inputs): (String, [URL])
+        let (name, sources, inputs): (String, [URL], [URL])
         switch target.name {
         case "TollgateStorage":
+            // The folder is passed, not its files: this runs only when SwiftPM plans the build,
+            // which adding a file to migrations/ does not cause, so the tool lists the folder when
+            // it runs. The folder is an input too: adding or removing a file changes it.
             let dir = root.appending(path: "migrations")
             let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
                 .filter { $0.hasSuffix(".sql") }.sorted().map { dir.appending(path: $0) }
-            (name, inputs) = ("EmbeddedMigrations", files)
+            (name, sources, inputs) = ("EmbeddedMigrations", [dir], [dir] + files)
         case "TollgateAdmin":
-            (name, inputs) = ("EmbeddedSpecification", [root.appending(path: "admin/openapi.yaml")])
+            let spec = root.appending(path: "admin/openapi.yaml")
+            (name, sources, inputs) = ("EmbeddedSpecification", [spec], [spec])
         default:
             return []
         }
         let output = context.pluginWorkDirectoryURL.appending(path: "\(name).swift")
         return [.buildCommand(
-            displayName: "Embedding \(inputs.count) file(s) into \(target.name)",
+            displayName: "Embedding \(name) into \(target.name)",
             executable: try context.tool(named: "EmbedFilesTool").url,
-            arguments: [name, output.path] + inputs.map(\.path),
+            arguments: [name, output.path] + sources.map(\.path),
             inputFiles: inputs,
             outputFiles: [output])]
     }
