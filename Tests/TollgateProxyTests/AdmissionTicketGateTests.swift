@@ -246,13 +246,7 @@ struct AdmissionTicketGateTests {
                 reported.append((n, reply.headers[HTTPField.Name("x-request-id")!] ?? "", requests, tokens, ContinuousClock.now - started))
             }
             _ = try await h.settled(expectedRows: 40)
-            // Which requests were admitted on tickets: their ledger rows carry a start in whole
-            // milliseconds (see ProxyHarness.ledgerRowsAdmittedOnTickets).
-            let onTickets = Set(try await h.database.read { db in
-                try await db.query("""
-                    SELECT request_id FROM usage_ledger WHERE extract(microseconds FROM started_at)::bigint % 1000 = 0
-                    """, logger: db.logger).collect().map { try $0.decode(UUID.self).apiString }
-            })
+            let onTickets = try await h.requestIDsAdmittedOnTickets()
             // Enough on tickets for the check to be about them (how many depends on the machine's load).
             #expect(onTickets.count >= 10, "\(onTickets.count) of 40 requests on tickets")
             let exact = 40 - onTickets.count

@@ -176,10 +176,15 @@ struct ProxyHarness: Sendable {
     /// clock, in whole milliseconds, where an exact admission's comes from the database's, in
     /// microseconds (a whole millisecond one time in a thousand).
     func ledgerRowsAdmittedOnTickets() async throws -> Int {
+        try await requestIDsAdmittedOnTickets().count
+    }
+
+    /// The request ids (as the API prints them) of the ledger rows admitted on tickets (see above).
+    func requestIDsAdmittedOnTickets() async throws -> Set<String> {
         try await database.read { db in
-            try await db.query("""
-                SELECT count(*)::int FROM usage_ledger WHERE extract(microseconds FROM started_at)::bigint % 1000 = 0
-                """, logger: db.logger).collect().first!.decode(Int.self)
+            Set(try await db.query("""
+                SELECT request_id FROM usage_ledger WHERE extract(microseconds FROM started_at)::bigint % 1000 = 0
+                """, logger: db.logger).collect().map { try $0.decode(UUID.self).apiString })
         }
     }
 
