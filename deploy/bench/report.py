@@ -36,7 +36,7 @@ def client_probe(work):
         d = json.loads(line)
         if d["client"] != "warmup":
             groups.setdefault((d["client"], d["connections"]), []).append(d)
-    return {k: {m: statistics.mean(r[m] for r in v) for m in ("p50_ms", "req_per_s", "client_cpu_us_per_req")}
+    return {k: {m: statistics.mean(r[m] for r in v) for m in ("p50_ms", "p99_ms", "req_per_s", "client_cpu_us_per_req")}
             for k, v in groups.items()}
 
 
@@ -281,7 +281,7 @@ def main():
     probe = client_probe(a.work)
     if probe:
         res.append("upstream HTTP client alone, against the mock (no proxy), mean of 2 runs: " + "; ".join(
-            f"{client} c{c} p50 {m['p50_ms']:.3f} ms, {m['req_per_s']:,.0f} req/s, {m['client_cpu_us_per_req']:.0f} µs CPU/req"
+            f"{client} c{c} p50 {m['p50_ms']:.3f} ms, p99 {m['p99_ms']:.3f} ms, {m['req_per_s']:,.0f} req/s, {m['client_cpu_us_per_req']:.0f} µs CPU/req"
             for (client, c), m in sorted(probe.items(), key=lambda kv: (kv[0][1], kv[0][0]))))
     peaks = [f"{s} {r['rss_peak_kb'] / 1024:.0f}" for (s, p), r in sorted(runs.items()) if p == "tollgate" and r.get("rss_peak_kb")]
     res.append("proxy peak RSS MB by scenario: " + ", ".join(peaks))
