@@ -41,7 +41,8 @@ import TollgateTestSupport
                     waiting = try await db.read { db in
                         try await db.query("""
                             SELECT count(*)::int FROM pg_stat_activity
-                            WHERE wait_event_type = 'Lock' AND query LIKE '%tollgate_reap_expired_holds%'
+                            WHERE datname = current_database() AND wait_event_type = 'Lock'
+                              AND query LIKE '%tollgate_reap_expired_holds%'
                             """, logger: db.logger).collect().first!.decode(Int.self) > 0
                     }
                 }
