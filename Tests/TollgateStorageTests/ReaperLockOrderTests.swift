@@ -38,13 +38,11 @@ import TollgateTestSupport
                 var waiting = false
                 for _ in 0..<250 where !waiting {
                     try await Task.sleep(for: .milliseconds(20))
-                    waiting = try await db.read { db in
-                        try await db.query("""
-                            SELECT count(*)::int FROM pg_stat_activity
-                            WHERE datname = current_database() AND wait_event_type = 'Lock'
-                              AND query LIKE '%tollgate_reap_expired_holds%'
-                            """, logger: db.logger).collect().first!.decode(Int.self) > 0
-                    }
+                    waiting = try await AdmissionTicketTests.scalar("""
+                        SELECT count(*)::int FROM pg_stat_activity
+                        WHERE datname = current_database() AND wait_event_type = 'Lock'
+                          AND query LIKE '%tollgate_reap_expired_holds%'
+                        """, Int.self, db: db) > 0
                 }
                 #expect(waiting, "the reaper never waited for the low row")
                 // The old reaper held the high row by now: this waited for it while it waited for the
@@ -54,10 +52,10 @@ import TollgateTestSupport
             }
             let reaped = try await reaper.value
             #expect(reaped == 2)
-            let left = try await db.read { db in
-                try await db.query("SELECT count(*)::int FROM holds", logger: db.logger).collect().first!.decode(Int.self)
-            }
-            #expect(left == 0)
+            #expect(try await AdmissionTicketTests.scalar("SELECT count(*)::int FROM holds", Int.self, db: db) == 0)
+            // Charged at their holds, estimated, once each.
+            #expect(try await AdmissionTicketTests.scalar(
+                "SELECT count(*)::int FROM usage_ledger WHERE estimated AND cost_nanos = 100", Int.self, db: db) == 2)
         }
     }
 }
