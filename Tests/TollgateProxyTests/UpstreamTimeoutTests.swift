@@ -18,7 +18,7 @@ struct UpstreamTimeoutTests {
     /// the conservative estimate.
     @Test func streamStallingMidWayIsCutByTheIdleTimer() async throws {
         try await ProxyHarness.run(KeyOptions(budget: Budget(limit: Money(nanos: 1_000_000_000), period: .daily)),
-                                   configure: { $0.idleChunkTimeout = .milliseconds(500) }) { h in
+                                   configure: { $0.idleChunkTimeout = .milliseconds(1000) }) { h in
             h.mock.inject(.stallMidStream(afterChunks: 3, stall: .seconds(60)), matching: "/v1/chat/completions")
             let port = try #require(h.client.port)
             let clock = ContinuousClock()
@@ -38,7 +38,7 @@ struct UpstreamTimeoutTests {
             #expect(streamError == nil, "the relay ends the client's stream properly: \(String(describing: streamError))")
             #expect(received.components(separatedBy: "\n\n").filter { !$0.isEmpty }.count == 3)
             #expect(!received.contains("[DONE]"))
-            #expect(elapsed >= .milliseconds(500))
+            #expect(elapsed >= .milliseconds(1000))
             #expect(elapsed < .seconds(30), "cut by the idle timer, not by the 60 s stall or the 120 s read timeout")
 
             let rows = try await h.settled(expectedRows: 1)
@@ -94,26 +94,28 @@ struct UpstreamTimeoutTests {
     }
 
     /// No response head within the first-byte timeout: 504 in Mistral's error shape, no retry (the
-    /// request reached Mistral), one row at no cost. The mock would have answered 200 after 3 s, so
-    /// the status alone shows the head wait was cut.
+    /// request may have reached Mistral), one row at no cost. The mock would have answered 200 after
+    /// 4 s, so the status alone shows the head wait was cut. (The timer covers connect and send too:
+    /// a 500 ms timer once expired on CI before the loaded mock had read the request at all.)
     @Test func noHeadWithinTheFirstByteTimeoutIsA504() async throws {
         try await ProxyHarness.run(configure: {
-            $0.firstByteTimeout = .milliseconds(500)
+            $0.firstByteTimeout = .milliseconds(1500)
             $0.idleChunkTimeout = .seconds(30)
         }) { h in
-            h.mock.inject(.slowFirstByte(.seconds(3)), matching: "/v1/chat/completions")
+            h.mock.inject(.slowFirstByte(.seconds(4)), matching: "/v1/chat/completions")
             let reply = try await h.post("/v1/chat/completions", chatBody)
             #expect(reply.status == .gatewayTimeout, "\(reply.body)")
             #expect(reply.json["object"] as? String == "error")
             #expect(reply.json["code"] as? String == "upstream_timeout")
             // The mock logs a request when it has read it; on a loaded machine that can trail the
-            // proxy's 504 (sent 500 ms after forwarding), so wait for the log to catch up. Any retry
-            // was sent before the 504, so by the time the settlement lands it would be logged too.
-            let deadline = ContinuousClock.now + .seconds(10)
+            // proxy's 504, so wait for the log to catch up. Any retry was sent before the 504 and
+            // would be logged by then too. Zero entries is possible and fine: the timer can expire
+            // before the mock reads the request; what must never happen is a second attempt.
+            let deadline = ContinuousClock.now + .seconds(3)
             while h.mock.requestLog.count == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             let rows = try await h.settled(expectedRows: 1)
             #expect(rows.map(\.costNanos) == [0])
-            #expect(h.mock.requestLog.count == 1, "not retried")
+            #expect(h.mock.requestLog.count <= 1, "not retried")
         }
     }
 }
