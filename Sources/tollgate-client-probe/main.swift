@@ -1,12 +1,15 @@
 // tollgate-client-probe: what the upstream HTTP client itself costs, measured against the mock with
 // no proxy in between. Used by deploy/bench/run.sh (scenario "client").
 //
-// It sends the same POST two ways, in turns: through AsyncHTTPClient exactly as the proxy's
-// Forwarder does (one client per event loop, async API, body read to the end), and through a
-// bare SwiftNIO HTTP/1.1 channel per connection (head, body and end in one flush): the floor any
-// HTTP client on this stack could reach. Prints one JSON object per measurement.
+// It sends the same POST four ways, in turns: through AsyncHTTPClient exactly as the proxy's
+// Forwarder does (one client per event loop, async API, body read to the end); through
+// AsyncHTTPClient's event-loop API with a response delegate (does the async bridging cost?);
+// through a bare SwiftNIO HTTP/1.1 channel per connection (head, body and end in one flush), the
+// floor any HTTP client on this stack could reach; and the same bare channel flushing the head
+// alone first, as AsyncHTTPClient does (does the split write cost?). Prints one JSON object per
+// measurement.
 //
-// Usage: tollgate-client-probe PORT BODY_FILE KEY SECONDS CONNECTIONS...
+// Usage: [PROBE_ONLY=<client>] tollgate-client-probe PORT BODY_FILE KEY SECONDS CONNECTIONS...
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -66,7 +69,8 @@ final class RawConnection: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    func post() async throws -> Int {
+    /// `split`: flush the head on its own first, as AsyncHTTPClient does, to price that alone.
+    func post(split: Bool = false) async throws -> Int {
         try await channel.eventLoop.flatSubmit { [self] in
             var headers = HTTPHeaders()
             headers.add(name: "Host", value: "127.0.0.1:\(Setup.port)")
@@ -77,6 +81,7 @@ final class RawConnection: ChannelInboundHandler, @unchecked Sendable {
             self.promise = promise
             channel.write(HTTPClientRequestPart.head(.init(version: .http1_1, method: .POST, uri: "/v1/chat/completions", headers: headers)),
                           promise: nil)
+            if split { channel.flush() }
             channel.write(HTTPClientRequestPart.body(.byteBuffer(Setup.payload)), promise: nil)
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             return promise.futureResult
@@ -95,6 +100,31 @@ final class RawConnection: ChannelInboundHandler, @unchecked Sendable {
     return Int(response.status.code)
 }
 
+/// The same POST through AsyncHTTPClient's event-loop API: a response delegate instead of the async
+/// `execute`, so no task, continuation or async body sequence per request. Still AsyncHTTPClient.
+final class StatusDelegate: HTTPClientResponseDelegate {
+    typealias Response = Int
+    private var status = 0
+    func didReceiveHead(task: HTTPClient.Task<Int>, _ head: HTTPResponseHead) -> EventLoopFuture<Void> {
+        status = Int(head.status.code)
+        return task.eventLoop.makeSucceededVoidFuture()
+    }
+    func didReceiveBodyPart(task: HTTPClient.Task<Int>, _ buffer: ByteBuffer) -> EventLoopFuture<Void> {
+        task.eventLoop.makeSucceededVoidFuture()
+    }
+    func didFinishRequest(task: HTTPClient.Task<Int>) throws -> Int { status }
+}
+
+@Sendable func viaAsyncHTTPClientDelegate(_ connection: Int) async throws -> Int {
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Type", value: "application/json")
+    headers.add(name: "Authorization", value: "Bearer \(Setup.key)")
+    let request = try HTTPClient.Request(url: Setup.url, method: .POST, headers: headers, body: .byteBuffer(Setup.payload))
+    let client = Setup.clients[connection % Setup.clients.count]
+    return try await client.execute(request: request, delegate: StatusDelegate(), eventLoop: .delegate(on: client.eventLoopGroup.next()),
+                                    deadline: .now() + .seconds(10), logger: nil).futureResult.get()
+}
+
 func processCPUMicroseconds() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -108,6 +138,8 @@ func milliseconds(_ duration: Duration) -> Double {
 /// Runs `connections` request loops for `seconds`; prints latency percentiles, throughput and
 /// this process's CPU per request.
 func measure(_ client: String, connections: Int, _ send: @escaping @Sendable (Int) async throws -> Int) async throws {
+    // PROBE_ONLY=<client>: run just that one (for profiling it alone).
+    if let only = ProcessInfo.processInfo.environment["PROBE_ONLY"], only != client, client != "warmup" { return }
     let cpuBefore = processCPUMicroseconds()
     let started = ContinuousClock.now
     let end = started + .milliseconds(Int(Setup.seconds * 1000))
@@ -151,7 +183,9 @@ do {
         try await measure("warmup", connections: connections) { try await viaAsyncHTTPClient($0) }
         for _ in 0..<2 {
             try await measure("async-http-client", connections: connections) { try await viaAsyncHTTPClient($0) }
+            try await measure("async-http-client-delegate", connections: connections) { try await viaAsyncHTTPClientDelegate($0) }
             try await measure("nio-bare", connections: connections) { try await connectionsForRaw[$0].post() }
+            try await measure("nio-bare-head-flushed-alone", connections: connections) { try await connectionsForRaw[$0].post(split: true) }
         }
         for connection in raw { try? await connection.channel.close().get() }
     }

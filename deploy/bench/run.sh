@@ -290,7 +290,8 @@ for spec in "chat1:chat:1" "chat32:chat:32" "chat128:chat:128" "embed1:embed:1" 
 done
 
 # The upstream HTTP client by itself, against the same mock with no proxy: AsyncHTTPClient as the
-# proxy uses it, and a bare SwiftNIO connection (the floor for any client on this stack).
+# proxy uses it and through its delegate API, and a bare SwiftNIO connection (the floor for any
+# client on this stack) flushing once or flushing the head alone first.
 if want client; then
   log "client: the upstream HTTP client alone, c1 and c32, $(( duration / 2 ))s per run"
   "${load_pin[@]}" "$bin/tollgate-client-probe" "$mock_port" "$work/chat.json" "$mock_key" "$(( duration / 2 ))" 1 32 \
